@@ -1,0 +1,88 @@
+"""One frozen configuration object; environment variables are read here and nowhere else.
+
+Precedence: explicit overrides (CLI flags) > ``GRIDLEDGER_*`` environment variables > defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gridledger.errors import ConfigError
+
+ENV_PREFIX = "GRIDLEDGER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a gridledger process needs to know. Money in micro-units, energy in Wh."""
+
+    chain: str = "memory"  # "memory" (in-process EVM) or an EVM JSON-RPC URL
+    db_url: str = "sqlite:///.gridledger/gridledger.sqlite"
+    mqtt_url: str = ""  # e.g. mqtt://127.0.0.1:1883; empty disables MQTT ingestion
+    operator_key: str = ""  # hex secp256k1 key of the operator; empty: first dev account
+    chain_confirmations: int = 0
+    interval_length_s: int = 900
+    import_price_micro_per_kwh: int = 300_000  # grid supplier sells at this tariff
+    feed_in_price_micro_per_kwh: int = 80_000  # grid supplier buys at this tariff
+    grid_fee_micro_per_kwh: int = 20_000  # paid by buyers of local energy to the grid operator
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    def __post_init__(self) -> None:
+        for name in ("interval_length_s", "http_port"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        for name in (
+            "import_price_micro_per_kwh",
+            "feed_in_price_micro_per_kwh",
+            "grid_fee_micro_per_kwh",
+            "chain_confirmations",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
+        if self.feed_in_price_micro_per_kwh > self.import_price_micro_per_kwh:
+            raise ConfigError(
+                "feed_in_price_micro_per_kwh: must not exceed import_price_micro_per_kwh"
+            )
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
+    if field.type in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_PREFIX}{field.name.upper()}: not an integer: {raw!r}"
+            ) from None
+    return raw
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from defaults, the environment, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is not None and raw != "":
+            values[field.name] = _coerce(field, raw)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    return Settings(**values)
+
+
+def ensure_sqlite_dir(db_url: str) -> None:
+    """Create the folder of a relative SQLite file so a first run just works."""
+    prefix = "sqlite:///"
+    if db_url.startswith(prefix) and db_url != prefix + ":memory:":
+        Path(db_url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)

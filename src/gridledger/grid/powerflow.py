@@ -1,0 +1,222 @@
+"""AC power flow of the community on its real LV grid, one interval at a time.
+
+:func:`place_on_grid` prepares a private copy of the net once: the grid's own loads and sgens
+are switched off and every bus gets one "slot" load whose ``p_mw`` carries that bus's net
+consumption (negative when the bus exports). :func:`run_power_flow` only rewrites those slot
+powers and reruns Newton-Raphson, so no interval rebuilds the net. Loads and sgens that no
+household replays can stay on the grid as background, replayed from their real profiles.
+
+Slots are load-convention (positive consumes) and purely active: households and PV run at
+unity power factor here, which keeps the model linear enough for a later grid-aware clearing
+to reason about per-bus sensitivities.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandapower as pp
+
+from gridledger.errors import ValidationError
+from gridledger.iotools.simbench import PROFILE_INTERVAL_S, GridEnergy
+
+FloatArray = npt.NDArray[np.float64]
+_SLOT_NAME = "gridledger slot bus {bus}"
+_SECONDS_PER_HOUR = 3600
+_WH_PER_MWH = 1_000_000
+
+
+class PlacedHousehold(Protocol):
+    """What placing needs from a household (``gridledger.sim.Household`` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def bus(self) -> int: ...
+    @property
+    def load_index(self) -> int: ...
+    @property
+    def pv_sgen_index(self) -> int | None: ...
+
+
+@dataclass(frozen=True, eq=False)
+class CommunityGrid:
+    """A prepared net: one slot load per bus, plus optional background power per interval.
+
+    ``background_p_mw`` has one row per entry of ``buses`` and one column per window interval.
+    The net is private to this object and mutated only by :func:`run_power_flow`.
+    """
+
+    net: pp.pandapowerNet
+    buses: tuple[int, ...]
+    slot_load_index: tuple[int, ...]
+    bus_by_household: Mapping[str, int]
+    background_p_mw: FloatArray | None
+
+    def position_of_bus(self, bus: int) -> int:
+        try:
+            return self.buses.index(bus)
+        except ValueError:
+            raise ValidationError("bus", f"bus {bus} is not in this grid") from None
+
+
+@dataclass(frozen=True)
+class GridLimits:
+    """Operating limits: thermal 100 % loading, voltage band of EN 50160 (±10 %)."""
+
+    max_line_loading_percent: float = 100.0
+    max_trafo_loading_percent: float = 100.0
+    min_vm_pu: float = 0.90
+    max_vm_pu: float = 1.10
+
+
+@dataclass(frozen=True)
+class PowerFlowResult:
+    """Extremes of one interval's power flow; ``ext_grid_p_mw`` > 0 imports from upstream."""
+
+    converged: bool
+    max_line_loading_percent: float
+    max_trafo_loading_percent: float
+    min_vm_pu: float
+    max_vm_pu: float
+    ext_grid_p_mw: float
+
+    def violations(self, limits: GridLimits = GridLimits()) -> tuple[str, ...]:
+        """Names of the limits this interval breaks (non-convergence breaks all of them)."""
+        if not self.converged:
+            return ("converged",)
+        broken = []
+        if self.max_line_loading_percent > limits.max_line_loading_percent:
+            broken.append("max_line_loading_percent")
+        if self.max_trafo_loading_percent > limits.max_trafo_loading_percent:
+            broken.append("max_trafo_loading_percent")
+        if self.min_vm_pu < limits.min_vm_pu:
+            broken.append("min_vm_pu")
+        if self.max_vm_pu > limits.max_vm_pu:
+            broken.append("max_vm_pu")
+        return tuple(broken)
+
+
+def place_on_grid(
+    net: pp.pandapowerNet,
+    households: Sequence[PlacedHousehold],
+    background: GridEnergy | None = None,
+) -> CommunityGrid:
+    """Prepare a copy of ``net`` for the community's interval power flows.
+
+    With ``background`` (the grid's energy over the same window), loads and sgens that no
+    household replays keep their real profiles; without it the community is alone on the grid.
+    """
+    prepared = copy.deepcopy(net)
+    buses = tuple(int(b) for b in prepared.bus.index)
+    for household in households:
+        if household.bus not in prepared.bus.index:
+            raise ValidationError("bus", f"{household.name}: bus {household.bus} not in the grid")
+    for table in ("load", "sgen", "storage"):
+        prepared[table]["in_service"] = False
+    slots = tuple(
+        int(pp.create_load(prepared, bus, p_mw=0.0, q_mvar=0.0, name=_SLOT_NAME.format(bus=bus)))
+        for bus in buses
+    )
+    return CommunityGrid(
+        net=prepared,
+        buses=buses,
+        slot_load_index=slots,
+        bus_by_household={h.name: int(h.bus) for h in households},
+        background_p_mw=_background(net, buses, households, background),
+    )
+
+
+def _background(
+    net: pp.pandapowerNet,
+    buses: tuple[int, ...],
+    households: Sequence[PlacedHousehold],
+    energy: GridEnergy | None,
+) -> FloatArray | None:
+    if energy is None:
+        return None
+    position = {bus: row for row, bus in enumerate(buses)}
+    replayed_loads = {h.load_index for h in households}
+    replayed_sgens = {h.pv_sgen_index for h in households if h.pv_sgen_index is not None}
+    background_wh = np.zeros((len(buses), energy.n_intervals), dtype=np.int64)
+    for row, load in enumerate(energy.load_index):
+        if load not in replayed_loads:
+            background_wh[position[int(net.load.at[load, "bus"])]] += energy.load_wh[row]
+    for row, sgen in enumerate(energy.sgen_index):
+        if sgen not in replayed_sgens:
+            background_wh[position[int(net.sgen.at[sgen, "bus"])]] -= energy.sgen_wh[row]
+    return wh_to_mw(background_wh, PROFILE_INTERVAL_S)
+
+
+def wh_to_mw(energy_wh: npt.ArrayLike, interval_length_s: int) -> FloatArray:
+    """Energy per interval (Wh) to the mean power over it (MW)."""
+    if interval_length_s <= 0:
+        raise ValidationError("interval_length_s", f"must be positive, got {interval_length_s}")
+    hours = interval_length_s / _SECONDS_PER_HOUR
+    return np.asarray(energy_wh, dtype=np.float64) / hours / _WH_PER_MWH
+
+
+def p_mw_by_bus(
+    grid: CommunityGrid, net_wh_by_household: Mapping[str, int], interval_length_s: int
+) -> dict[int, float]:
+    """Sum the households' net energy (positive consumes) per bus, as mean MW."""
+    totals_wh: dict[int, int] = {}
+    for name, energy_wh in net_wh_by_household.items():
+        if name not in grid.bus_by_household:
+            raise ValidationError("net_wh_by_household", f"unknown household {name!r}")
+        bus = grid.bus_by_household[name]
+        totals_wh[bus] = totals_wh.get(bus, 0) + int(energy_wh)
+    return {bus: float(wh_to_mw(wh, interval_length_s)) for bus, wh in totals_wh.items()}
+
+
+def run_power_flow(
+    grid: CommunityGrid, p_mw_by_bus: Mapping[int, float], interval: int | None = None
+) -> PowerFlowResult:
+    """Power flow with ``p_mw_by_bus`` (plus background of window ``interval``, if any)."""
+    grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = _slot_powers(
+        grid, p_mw_by_bus, interval
+    )
+    try:
+        pp.runpp(grid.net, init="auto", numba=True)
+    except pp.LoadflowNotConverged:
+        nan = math.nan
+        return PowerFlowResult(False, nan, nan, nan, nan, nan)
+    return _extremes(grid.net)
+
+
+def _slot_powers(
+    grid: CommunityGrid, p_mw_by_bus: Mapping[int, float], interval: int | None
+) -> FloatArray:
+    powers = np.zeros(len(grid.buses), dtype=np.float64)
+    if grid.background_p_mw is not None:
+        if interval is None or not 0 <= interval < grid.background_p_mw.shape[1]:
+            raise ValidationError(
+                "interval", f"need a window interval in 0..{grid.background_p_mw.shape[1] - 1}"
+            )
+        powers += grid.background_p_mw[:, interval]
+    for bus, p_mw in p_mw_by_bus.items():
+        if not math.isfinite(p_mw):
+            raise ValidationError("p_mw_by_bus", f"bus {bus}: power must be finite, got {p_mw}")
+        powers[grid.position_of_bus(int(bus))] += p_mw
+    return powers
+
+
+def _extremes(net: pp.pandapowerNet) -> PowerFlowResult:
+    def peak(table: str, column: str) -> float:
+        values = net[table][column]
+        return float(values.max()) if len(values) else 0.0
+
+    return PowerFlowResult(
+        converged=True,
+        max_line_loading_percent=peak("res_line", "loading_percent"),
+        max_trafo_loading_percent=peak("res_trafo", "loading_percent"),
+        min_vm_pu=float(net.res_bus.vm_pu.min()),
+        max_vm_pu=float(net.res_bus.vm_pu.max()),
+        ext_grid_p_mw=float(net.res_ext_grid.p_mw.sum()),
+    )

@@ -1,0 +1,1 @@
+"""One module per external data format (pvlib iotools style)."""

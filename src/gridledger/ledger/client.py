@@ -1,0 +1,451 @@
+"""The operator's view of the chain: deploy or attach the contracts, then register, escrow,
+commit and settle intervals, and read everything back.
+
+All amounts are ints in micro-units (the token has 6 decimals) and energy is in Wh.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from web3.contract import Contract
+
+from gridledger.eip712 import Domain, address_of, key_from_seed
+from gridledger.errors import ChainUnavailable, ValidationError
+from gridledger.ledger.artifacts import load_artifact
+from gridledger.ledger.entries import pack_entries
+from gridledger.ledger.sender import TxResult, TxSender, TxStats
+from gridledger.ledger.transport import MEMORY, Connection, connect
+
+DOMAIN_NAME = "gridledger"
+DOMAIN_VERSION = "1"
+GRID_OPERATOR_SEED = "grid-operator"
+GRID_OPERATOR_ETH_WEI = 10**17  # 0.1 ETH: gas for the few transactions it may ever send
+_UINT256_MAX = (1 << 256) - 1
+
+# Fixed gas limits, about 1.5x-3x the measured use (tests/ledger report the real numbers).
+_GAS = {
+    "deploy": 3_000_000,
+    "addParticipant": 150_000,
+    "registerMeter": 100_000,
+    "suspend": 80_000,
+    "reinstate": 80_000,
+    "mint": 120_000,
+    "approve": 80_000,
+    "deposit": 150_000,
+    "depositFor": 150_000,
+    "commitInterval": 250_000,
+    "requestWithdrawal": 120_000,
+    "withdraw": 150_000,
+    "transfer": 21_000,
+}
+_SETTLE_BASE_GAS = 80_000
+# Worst case per entry: cold registry read + zero-to-nonzero escrow slot + calldata.
+_SETTLE_GAS_PER_ENTRY = 35_000
+
+
+class Role(IntEnum):
+    """Registry.Role, same numbering as the Solidity enum."""
+
+    NONE = 0
+    PROSUMER = 1
+    CONSUMER = 2
+    OPERATOR = 3
+    GRID_OPERATOR = 4
+    AUDITOR = 5
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the contracts live; enough to attach another client to them."""
+
+    chain_id: int
+    token: str
+    registry: str
+    market: str
+    grid_operator: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        raw = json.loads(text)
+        return cls(
+            chain_id=int(raw["chain_id"]),
+            token=to_checksum_address(raw["token"]),
+            registry=to_checksum_address(raw["registry"]),
+            market=to_checksum_address(raw["market"]),
+            grid_operator=to_checksum_address(raw["grid_operator"]),
+        )
+
+
+@dataclass(frozen=True)
+class OnChainParticipant:
+    role: Role
+    grid_node: int
+    active: bool
+
+
+@dataclass(frozen=True)
+class OnChainInterval:
+    interval_start_s: int
+    orders_root: bytes
+    result_root: bytes
+    readings_root: bytes
+    price_micro_per_kwh: int
+    volume_wh: int
+    committed: bool
+    settled: bool
+
+
+@dataclass(frozen=True)
+class WithdrawalRequest:
+    amount_micro: int
+    unlock_after_seq: int  # withdraw() works once this many intervals are settled
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded contract event, for the chain explorer."""
+
+    block_number: int
+    tx_hash: str
+    log_index: int
+    contract: str  # "GridToken", "Registry" or "Market"
+    name: str
+    args: dict[str, Any]
+
+
+# In-process chains by deployment, so Ledger.attach("memory", ...) finds the EVM it lives in.
+_MEMORY_CHAINS: dict[Deployment, Connection] = {}
+
+
+class _Contracts:
+    def __init__(self, conn: Connection, deployment: Deployment) -> None:
+        self.token = _contract(conn, deployment.token, "GridToken")
+        self.registry = _contract(conn, deployment.registry, "Registry")
+        self.market = _contract(conn, deployment.market, "Market")
+
+    def by_name(self) -> dict[str, Contract]:
+        return {"GridToken": self.token, "Registry": self.registry, "Market": self.market}
+
+
+class Ledger:
+    """Operator client of one deployment of GridToken + Registry + Market."""
+
+    def __init__(
+        self, conn: Connection, deployment: Deployment, operator_key: bytes, confirmations: int = 0
+    ) -> None:
+        self._conn = conn
+        self._deployment = deployment
+        self._confirmations = confirmations
+        self.stats = TxStats()
+        self._sender = TxSender(conn, operator_key, self.stats, confirmations)
+        self._c = _Contracts(conn, deployment)
+        self._market_allowance_ok = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def deploy(
+        cls, chain: str, operator_key: bytes | None = None, *, confirmations: int = 0
+    ) -> Ledger:
+        """Deploy fresh contracts; the operator gets every role; the grid operator is registered."""
+        conn = connect(chain)
+        key = operator_key or conn.default_key()
+        stats = TxStats()
+        sender = TxSender(conn, key, stats, confirmations)
+        operator = sender.address
+        grid_operator = address_of(key_from_seed(GRID_OPERATOR_SEED))
+        token = _deploy(sender, "GridToken", ["address"], [operator])
+        registry = _deploy(sender, "Registry", ["address"], [operator])
+        market = _deploy(
+            sender,
+            "Market",
+            ["address", "address", "address", "address"],
+            [token, registry, grid_operator, operator],
+        )
+        deployment = Deployment(conn.chain_id, token, registry, market, grid_operator)
+        ledger = cls(conn, deployment, key, confirmations)
+        ledger._sender = sender
+        ledger.stats = stats
+        ledger._sender._stats = stats
+        ledger.add_participant(grid_operator, Role.GRID_OPERATOR, 0)
+        ledger.fund_eth(grid_operator, GRID_OPERATOR_ETH_WEI)
+        ledger._approve_market()
+        if conn.is_memory:
+            _MEMORY_CHAINS[deployment] = conn
+        return ledger
+
+    @classmethod
+    def attach(
+        cls,
+        chain: str,
+        deployment: Deployment,
+        operator_key: bytes | None = None,
+        *,
+        confirmations: int = 0,
+    ) -> Ledger:
+        """A client of contracts deployed earlier (for "memory": earlier in this process)."""
+        if chain == MEMORY:
+            conn = _MEMORY_CHAINS.get(deployment)
+            if conn is None:
+                raise ChainUnavailable("no in-process memory chain holds this deployment")
+        else:
+            conn = connect(chain)
+            if conn.chain_id != deployment.chain_id:
+                raise ValidationError(
+                    "deployment", f"chain id {deployment.chain_id} != node's {conn.chain_id}"
+                )
+        return cls(conn, deployment, operator_key or conn.default_key(), confirmations)
+
+    @property
+    def deployment(self) -> Deployment:
+        return self._deployment
+
+    @property
+    def chain(self) -> str:
+        return self._conn.chain
+
+    @property
+    def chain_id(self) -> int:
+        return self._conn.chain_id
+
+    @property
+    def operator(self) -> str:
+        return self._sender.address
+
+    @property
+    def domain(self) -> Domain:
+        return Domain(DOMAIN_NAME, DOMAIN_VERSION, self.chain_id, self._deployment.market)
+
+    @property
+    def block_number(self) -> int:
+        w3 = self._conn.w3
+        return int(self._conn.call(lambda: w3.eth.block_number))
+
+    # ------------------------------------------------------------ operator transactions
+
+    def add_participant(self, account: str, role: Role, grid_node: int) -> TxResult:
+        args = [_addr(account), int(role), grid_node]
+        return self._send(self._c.registry, "addParticipant", args)
+
+    def register_meter(self, meter: str, owner: str) -> TxResult:
+        return self._send(self._c.registry, "registerMeter", [_addr(meter), _addr(owner)])
+
+    def suspend(self, account: str) -> TxResult:
+        return self._send(self._c.registry, "suspend", [_addr(account)])
+
+    def reinstate(self, account: str) -> TxResult:
+        return self._send(self._c.registry, "reinstate", [_addr(account)])
+
+    def mint(self, to: str, amount_micro: int) -> TxResult:
+        return self._send(self._c.token, "mint", [_addr(to), amount_micro])
+
+    def deposit_for(self, account: str, amount_micro: int) -> TxResult:
+        """Mint `amount_micro` to the operator and escrow it for `account` (the demo's on-ramp)."""
+        self._approve_market()
+        self.mint(self.operator, amount_micro)
+        return self._send(self._c.market, "depositFor", [_addr(account), amount_micro])
+
+    def fund_eth(self, account: str, wei: int) -> TxResult:
+        result, _ = self._sender.transact(_addr(account), b"", _GAS["transfer"], "transfer", wei)
+        return result
+
+    def commit_interval(
+        self,
+        interval_start_s: int,
+        orders_root: bytes,
+        result_root: bytes,
+        readings_root: bytes,
+        price_micro_per_kwh: int,
+        volume_wh: int,
+    ) -> TxResult:
+        args = [
+            interval_start_s,
+            orders_root,
+            result_root,
+            readings_root,
+            price_micro_per_kwh,
+            volume_wh,
+        ]
+        return self._send(self._c.market, "commitInterval", args)
+
+    def settle_interval(self, interval_start_s: int, deltas_micro: Mapping[str, int]) -> TxResult:
+        """Settle net payments: `deltas_micro` maps account -> signed escrow change (sum 0)."""
+        entries = pack_entries(deltas_micro)
+        gas = _SETTLE_BASE_GAS + _SETTLE_GAS_PER_ENTRY * len(entries)
+        return self._send(self._c.market, "settleInterval", [interval_start_s, entries], gas)
+
+    def participant_client(self, private_key: bytes) -> ParticipantClient:
+        return ParticipantClient(self, private_key)
+
+    # ------------------------------------------------------------ reads
+
+    def is_active(self, account: str) -> bool:
+        return bool(self._read(self._c.registry, "isActive", _addr(account)))
+
+    def participant(self, account: str) -> OnChainParticipant:
+        role, grid_node, active = self._read(self._c.registry, "participant", _addr(account))
+        return OnChainParticipant(Role(role), int(grid_node), bool(active))
+
+    def meter_owner(self, meter: str) -> str | None:
+        owner = str(self._read(self._c.registry, "meterOwner", _addr(meter)))
+        return None if int(owner, 16) == 0 else to_checksum_address(owner)
+
+    def escrow_of(self, account: str) -> int:
+        return int(self._read(self._c.market, "escrowOf", _addr(account)))
+
+    def token_balance_of(self, account: str) -> int:
+        return int(self._read(self._c.token, "balanceOf", _addr(account)))
+
+    def withdrawal_request(self, account: str) -> WithdrawalRequest:
+        amount, unlock = self._read(self._c.market, "withdrawalRequest", _addr(account))
+        return WithdrawalRequest(int(amount), int(unlock))
+
+    def progress(self) -> tuple[int, int, int]:
+        """(last committed interval start, committed count, settled count)."""
+        last, committed, settled = self._read(self._c.market, "progress")
+        return int(last), int(committed), int(settled)
+
+    def interval(self, interval_start_s: int) -> OnChainInterval:
+        raw = self._read(self._c.market, "interval", interval_start_s)
+        orders, result, readings, price, volume, committed, settled = raw
+        return OnChainInterval(
+            interval_start_s,
+            bytes(orders),
+            bytes(result),
+            bytes(readings),
+            int(price),
+            int(volume),
+            bool(committed),
+            bool(settled),
+        )
+
+    def code_at(self, address: str) -> bytes:
+        """The runtime bytecode at `address` (empty for an account without code)."""
+        w3, checked = self._conn.w3, _addr(address)
+        return bytes(self._conn.call(lambda: w3.eth.get_code(checked)))  # type: ignore[arg-type]
+
+    def events(self, from_block: int = 0, to_block: int | str = "latest") -> list[ChainEvent]:
+        """Every event of the three contracts in the block range, in chain order."""
+        contracts = self._c.by_name()
+        by_address = {c.address.lower(): (name, c) for name, c in contracts.items()}
+        w3 = self._conn.w3
+        query: Any = {
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "address": [c.address for c in contracts.values()],
+        }
+        logs = self._conn.call(lambda: w3.eth.get_logs(query))
+        return [_decode_log(log, by_address) for log in logs]
+
+    # ------------------------------------------------------------ plumbing
+
+    def _approve_market(self) -> None:
+        if self._market_allowance_ok:
+            return
+        token, market = self._c.token, self._deployment.market
+        if int(self._read(token, "allowance", self.operator, market)) < _UINT256_MAX // 2:
+            self._send(token, "approve", [market, _UINT256_MAX])
+        self._market_allowance_ok = True
+
+    def _send(
+        self, contract: Contract, function: str, args: list[Any], gas: int | None = None
+    ) -> TxResult:
+        data = bytes.fromhex(contract.encode_abi(function, args=args)[2:])
+        limit = gas if gas is not None else _GAS[function]
+        result, _ = self._sender.transact(contract.address, data, limit, function)
+        return result
+
+    def _read(self, contract: Contract, function: str, *args: Any) -> Any:
+        call = contract.functions[function](*args)
+        return self._conn.call(lambda: call.call())
+
+
+class ParticipantClient:
+    """What a participant does with its own key: escrow its tokens and withdraw them."""
+
+    def __init__(self, ledger: Ledger, private_key: bytes) -> None:
+        self._ledger = ledger
+        self._sender = TxSender(ledger._conn, private_key, ledger.stats, ledger._confirmations)
+
+    @property
+    def address(self) -> str:
+        return self._sender.address
+
+    def deposit(self, amount_micro: int) -> TxResult:
+        """Approve the market for `amount_micro` of the caller's tokens and escrow them."""
+        self._send(self._ledger._c.token, "approve", [self._ledger.deployment.market, amount_micro])
+        return self._send(self._ledger._c.market, "deposit", [amount_micro])
+
+    def request_withdrawal(self, amount_micro: int) -> TxResult:
+        return self._send(self._ledger._c.market, "requestWithdrawal", [amount_micro])
+
+    def withdraw(self) -> TxResult:
+        return self._send(self._ledger._c.market, "withdraw", [])
+
+    def _send(self, contract: Contract, function: str, args: list[Any]) -> TxResult:
+        data = bytes.fromhex(contract.encode_abi(function, args=args)[2:])
+        result, _ = self._sender.transact(contract.address, data, _GAS[function], function)
+        return result
+
+
+def _contract(conn: Connection, address: str, name: str) -> Contract:
+    return conn.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
+
+
+def _addr(account: str) -> str:
+    try:
+        return to_checksum_address(account)
+    except ValueError as exc:
+        raise ValidationError("account", f"not an address: {account!r}") from exc
+
+
+def _deploy(sender: TxSender, name: str, types: list[str], args: list[Any]) -> str:
+    artifact = load_artifact(name)
+    data = bytes.fromhex(artifact.bytecode[2:]) + abi_encode(types, args)
+    _, receipt = sender.transact(None, data, _GAS["deploy"], f"deploy {name}")
+    return to_checksum_address(receipt["contractAddress"])
+
+
+def _decode_log(log: Any, by_address: dict[str, tuple[str, Contract]]) -> ChainEvent:
+    contract_name, contract = by_address[str(log["address"]).lower()]
+    topic0 = bytes(log["topics"][0])
+    for event in contract.events:  # type: ignore[attr-defined]
+        if _topic_bytes(event.topic) == topic0:
+            decoded = event.process_log(log)
+            args = {k: _jsonable(v) for k, v in decoded["args"].items()}
+            return ChainEvent(
+                int(log["blockNumber"]),
+                "0x" + bytes(log["transactionHash"]).hex(),
+                int(log["logIndex"]),
+                contract_name,
+                str(decoded["event"]),
+                args,
+            )
+    return ChainEvent(
+        int(log["blockNumber"]),
+        "0x" + bytes(log["transactionHash"]).hex(),
+        int(log["logIndex"]),
+        contract_name,
+        "Unknown",
+        {"topic0": "0x" + topic0.hex()},
+    )
+
+
+def _topic_bytes(topic: Any) -> bytes:
+    return bytes.fromhex(topic[2:]) if isinstance(topic, str) else bytes(topic)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value

@@ -1,0 +1,147 @@
+"""Merkle commitments to an interval's accepted orders and its clearing result.
+
+Each record is ABI-encoded as static 32-byte words (Solidity's ``abi.encode``) and hashed with
+:func:`gridledger.merkle.leaf_hash`, so the contracts can check inclusion with OpenZeppelin's
+``MerkleProof.verify``:
+
+* order leaf: ``abi.encode(address participant, uint8 side, uint64 energyWh,
+  uint64 priceMicroPerKwh, uint64 intervalStartS, uint64 nonce)`` (the EIP-712 field order);
+* trade leaf: ``abi.encode(uint64 intervalStartS, address buyer, uint64 buyNonce,
+  address seller, uint64 sellNonce, uint64 energyWh, uint64 priceMicroPerKwh,
+  uint64 feeMicroPerKwh)``. A participant and nonce name one order, so leaves are unique.
+
+The trees sort their leaves, so both roots are independent of arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gridledger.eip712 import encode_word
+from gridledger.errors import NotFoundError, ValidationError
+from gridledger.market.orders import ORDER_TYPE, Order
+from gridledger.market.result import ClearingResult
+from gridledger.merkle import build_tree, leaf_hash
+
+TRADE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("intervalStartS", "uint64"),
+    ("buyer", "address"),
+    ("buyNonce", "uint64"),
+    ("seller", "address"),
+    ("sellNonce", "uint64"),
+    ("energyWh", "uint64"),
+    ("priceMicroPerKwh", "uint64"),
+    ("feeMicroPerKwh", "uint64"),
+)
+
+
+@dataclass(frozen=True)
+class TradeLine:
+    """One published result line: the seller receives the price, the buyer pays price + fee."""
+
+    interval_start_s: int
+    buyer: str
+    buy_nonce: int
+    seller: str
+    sell_nonce: int
+    energy_wh: int
+    price_micro_per_kwh: int
+    fee_micro_per_kwh: int
+
+    def abi_values(self) -> tuple[int | str, ...]:
+        return (
+            self.interval_start_s,
+            self.buyer,
+            self.buy_nonce,
+            self.seller,
+            self.sell_nonce,
+            self.energy_wh,
+            self.price_micro_per_kwh,
+            self.fee_micro_per_kwh,
+        )
+
+
+def _abi_encode(values: Sequence[int | str], fields: Sequence[tuple[str, str]]) -> bytes:
+    return b"".join(map(encode_word, values, fields))
+
+
+def encode_order(order: Order) -> bytes:
+    return _abi_encode(order.struct_values(), ORDER_TYPE.fields)
+
+
+def encode_trade(line: TradeLine) -> bytes:
+    return _abi_encode(line.abi_values(), TRADE_FIELDS)
+
+
+def order_leaf(order: Order) -> bytes:
+    return leaf_hash(encode_order(order))
+
+
+def trade_leaf(line: TradeLine) -> bytes:
+    return leaf_hash(encode_trade(line))
+
+
+def orders_root(orders: Sequence[Order]) -> bytes:
+    """Root over the accepted orders (EMPTY_ROOT when there are none)."""
+    return build_tree([order_leaf(o) for o in orders]).root
+
+
+def order_proof(orders: Sequence[Order], order: Order) -> list[bytes]:
+    """Inclusion proof of ``order`` under ``orders_root(orders)``."""
+    try:
+        return build_tree([order_leaf(o) for o in orders]).proof(order_leaf(order))
+    except KeyError:
+        raise NotFoundError(f"order {order.participant}/{order.nonce} is not in the set") from None
+
+
+def result_lines(result: ClearingResult) -> tuple[TradeLine, ...]:
+    """The trades as published lines; needs a book built from orders (participants, nonces)."""
+    orders = result.book.orders
+    if orders is None:
+        raise ValidationError("book", "has no orders (built from arrays/CSV): no participants")
+    t = result.trades
+    lines = []
+    for b, s, e, p, f in zip(
+        t.buy_row.tolist(),
+        t.sell_row.tolist(),
+        t.energy_wh.tolist(),
+        t.price_micro_per_kwh.tolist(),
+        t.fee_micro_per_kwh.tolist(),
+        strict=True,
+    ):
+        buy, sell = orders[b], orders[s]
+        lines.append(
+            TradeLine(
+                buy.interval_start_s,
+                buy.participant,
+                buy.nonce,
+                sell.participant,
+                sell.nonce,
+                e,
+                p,
+                f,
+            )
+        )
+    return tuple(lines)
+
+
+def lines_root(lines: Sequence[TradeLine]) -> bytes:
+    return build_tree([trade_leaf(line) for line in lines]).root
+
+
+def result_root(result: ClearingResult) -> bytes:
+    """Root over the result's trade lines (EMPTY_ROOT when nothing cleared)."""
+    return lines_root(result_lines(result))
+
+
+def participant_proofs(
+    lines: Sequence[TradeLine], participant: str
+) -> list[tuple[TradeLine, list[bytes]]]:
+    """Every line where ``participant`` buys or sells, each with its proof under the root."""
+    tree = build_tree([trade_leaf(line) for line in lines])
+    return [
+        (line, tree.proof(trade_leaf(line)))
+        for line in lines
+        if participant in (line.buyer, line.seller)
+    ]

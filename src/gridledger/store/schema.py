@@ -1,0 +1,112 @@
+"""The relational schema (SQLAlchemy Core): integers for energy and money, hex strings for hashes.
+
+Addresses are checksummed strings; hashes, roots, signatures and transaction hashes are 0x-hex.
+Every energy and money column is a 64-bit integer in fixed units (Wh, micro-units).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+ADDRESS = sa.String(42)
+HEX32 = sa.String(66)
+SIGNATURE = sa.String(132)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column("address", ADDRESS, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("grid_node", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False, default=""),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+)
+
+meters = sa.Table(
+    "meters",
+    metadata,
+    sa.Column("address", ADDRESS, primary_key=True),
+    sa.Column("owner", ADDRESS, sa.ForeignKey("participants.address"), nullable=False),
+    sa.Column("rated_power_w", sa.BigInteger, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+)
+
+readings = sa.Table(
+    "readings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("meter", ADDRESS, sa.ForeignKey("meters.address"), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("interval_start_s", sa.BigInteger, nullable=False, index=True),
+    sa.Column("interval_length_s", sa.BigInteger, nullable=False),
+    sa.Column("imported_wh", sa.BigInteger, nullable=False),
+    sa.Column("exported_wh", sa.BigInteger, nullable=False),
+    sa.Column("signature", SIGNATURE, nullable=False),
+    sa.Column("received_at_s", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("meter", "sequence", name="uq_readings_meter_sequence"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("interval_start_s", sa.BigInteger, nullable=False, index=True),
+    sa.Column("participant", ADDRESS, nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("energy_wh", sa.BigInteger, nullable=False),
+    sa.Column("price_micro_per_kwh", sa.BigInteger, nullable=False),
+    sa.Column("nonce", sa.BigInteger, nullable=False),
+    sa.Column("signature", SIGNATURE, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.UniqueConstraint("participant", "nonce", name="uq_orders_participant_nonce"),
+)
+
+intervals = sa.Table(
+    "intervals",
+    metadata,
+    sa.Column("interval_start_s", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("clearing_price_micro_per_kwh", sa.BigInteger, nullable=True),
+    sa.Column("cleared_energy_wh", sa.BigInteger, nullable=False, default=0),
+    sa.Column("orders_root", HEX32, nullable=True),
+    sa.Column("result_root", HEX32, nullable=True),
+    sa.Column("readings_root", HEX32, nullable=True),
+    sa.Column("commit_tx", HEX32, nullable=True),
+    sa.Column("settle_tx", HEX32, nullable=True),
+    sa.Column("gas_used", sa.BigInteger, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('open', 'cleared', 'committed', 'settled')", name="ck_intervals_status"
+    ),
+)
+
+trades = sa.Table(
+    "trades",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("interval_start_s", sa.BigInteger, nullable=False, index=True),
+    sa.Column("buyer", ADDRESS, nullable=False, index=True),
+    sa.Column("seller", ADDRESS, nullable=False, index=True),
+    sa.Column("energy_wh", sa.BigInteger, nullable=False),
+    sa.Column("price_micro_per_kwh", sa.BigInteger, nullable=False),
+    sa.Column("fee_micro", sa.BigInteger, nullable=False),
+)
+
+settlements = sa.Table(
+    "settlements",
+    metadata,
+    sa.Column("interval_start_s", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("participant", ADDRESS, primary_key=True),
+    sa.Column("delta_micro", sa.BigInteger, nullable=False),
+)
+
+anchors = sa.Table(
+    "anchors",
+    metadata,
+    sa.Column("interval_start_s", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("readings_root", HEX32, nullable=False),
+    sa.Column("tx_hash", HEX32, nullable=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'mined')", name="ck_anchors_status"),
+)

@@ -1,0 +1,76 @@
+"""Readings over a real mosquitto broker, including a broker killed and restarted mid-run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gridledger.metering import Gateway
+from gridledger.metering.mqtt import MqttGatewayBridge, MqttMeterClient
+from gridledger.store import Store
+from tests.metering.factory import DOMAIN, NOW_S, fleet, register, signed
+from tests.support.services import Service
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(f"sqlite:///{tmp_path / 'mqtt.sqlite'}")
+    yield opened
+    opened.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, tick: Callable[[], object]) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        tick()
+        time.sleep(0.1)
+    return condition()
+
+
+def test_broker_restart_loses_and_duplicates_nothing(
+    store: Store, mosquitto_server: Service
+) -> None:
+    meters = fleet(3, prefix="mqtt")
+    register(store, meters)
+    bridge = MqttGatewayBridge(Gateway(store, DOMAIN, lambda: NOW_S), mosquitto_server.url,
+                               client_id="gateway-restart-test").start()
+    clients = {m.address: MqttMeterClient(mosquitto_server.url, m.address, 1.0).start()
+               for m in meters}
+    try:
+        for sequence in range(1, 81):
+            if sequence == 40:
+                mosquitto_server.kill()  # SIGKILL: in-flight messages die with it
+            if sequence == 50:
+                mosquitto_server.start()
+            for m in meters:
+                clients[m.address].submit(signed(m, sequence, interval=sequence - 1))
+            time.sleep(0.01)
+
+        def all_acked() -> bool:
+            return all(not c.pending for c in clients.values())
+
+        def resend() -> None:
+            for c in clients.values():
+                c.resend_due()
+
+        assert wait_for(all_acked, 45, resend), {a: len(c.pending) for a, c in clients.items()}
+    finally:
+        for c in clients.values():
+            c.stop()
+        bridge.stop()
+        if mosquitto_server.proc is None:
+            mosquitto_server.start()
+
+    for m in meters:
+        stored = [r.reading.sequence for r in store.readings_of_meter(m.address)]
+        assert stored == list(range(1, 81))  # none lost, none twice
+        acks = clients[m.address].acks
+        assert {a["status"] for a in acks.values()} <= {"accepted", "duplicate"}
+        assert len(acks) == 80

@@ -1,0 +1,73 @@
+"""Our fast EIP-712 path must agree with eth_account's reference implementation."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from gridledger.eip712 import (
+    Domain,
+    StructType,
+    address_of,
+    key_from_seed,
+    recover_address,
+    sign_digest,
+    typed_digest,
+)
+from gridledger.errors import ValidationError
+
+DOMAIN = Domain("gridledger", "1", 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+PING = StructType("Ping", (("who", "address"), ("amount", "uint64"), ("delta", "int96")))
+
+
+def test_digest_matches_eth_account_and_signature_recovers() -> None:
+    key = key_from_seed("alice")
+    who = address_of(key)
+    values = (who, 12345, -77)
+    digest = typed_digest(DOMAIN, PING.hash_struct(values))
+    message = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Ping": [
+                    {"name": "who", "type": "address"},
+                    {"name": "amount", "type": "uint64"},
+                    {"name": "delta", "type": "int96"},
+                ],
+            },
+            "primaryType": "Ping",
+            "domain": {
+                "name": "gridledger",
+                "version": "1",
+                "chainId": 31337,
+                "verifyingContract": DOMAIN.verifying_contract,
+            },
+            "message": {"who": who, "amount": 12345, "delta": -77},
+        }
+    )
+    reference = Account.sign_message(message, key)
+    signature = sign_digest(key, digest)
+    assert signature == bytes(reference.signature)
+    assert recover_address(digest, signature) == who == Account.from_key(key).address
+
+
+def test_out_of_range_value_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="amount: out of range for uint64"):
+        PING.hash_struct((address_of(key_from_seed("a")), 1 << 64, 0))
+
+
+def test_high_s_signature_is_rejected() -> None:
+    key = key_from_seed("bob")
+    digest = typed_digest(DOMAIN, PING.hash_struct((address_of(key), 1, 1)))
+    sig = sign_digest(key, digest)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high_s = (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
+    flipped = sig[:32] + high_s + bytes([55 - sig[64]])
+    with pytest.raises(ValidationError, match="upper half"):
+        recover_address(digest, flipped)
