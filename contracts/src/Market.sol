@@ -263,7 +263,16 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         Interval storage it = _intervals[intervalStartS];
         committed = it.seq != 0;
         settled = committed && it.seq <= _progress.settledCount;
-        return (it.ordersRoot, it.resultRoot, it.readingsRoot, it.clearingPriceMicroPerKwh, it.volumeWh, committed, settled);
+        return
+            (
+                it.ordersRoot,
+                it.resultRoot,
+                it.readingsRoot,
+                it.clearingPriceMicroPerKwh,
+                it.volumeWh,
+                committed,
+                settled
+            );
     }
 
     /// @notice The interval committed as number `seq` (1-based), 0 if none.

@@ -25,7 +25,9 @@ contract GridTokenTest is Base {
 
     function test_revert_mintWithoutRole() public {
         bytes32 role = token.MINTER_ROLE();
-        vm.expectRevert(abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, address(this), role));
+        vm.expectRevert(
+            abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, address(this), role)
+        );
         token.mint(address(this), 1);
     }
 

@@ -32,12 +32,16 @@ contract MarketHandler {
 
     constructor(GridToken token_, Registry registry_, Market market_, address operator_, address grid_) {
         (token, registry, market, operator, grid) = (token_, registry_, market_, operator_, grid_);
-        for (uint256 i = 1; i <= 5; ++i) actors.push(address(uint160(0xA000 + i)));
+        for (uint256 i = 1; i <= 5; ++i) {
+            actors.push(address(uint160(0xA000 + i)));
+        }
     }
 
     function allAccounts() external view returns (address[] memory accounts) {
         accounts = new address[](actors.length + 1);
-        for (uint256 i = 0; i < actors.length; ++i) accounts[i] = actors[i];
+        for (uint256 i = 0; i < actors.length; ++i) {
+            accounts[i] = actors[i];
+        }
         accounts[actors.length] = grid;
     }
 
@@ -197,7 +201,9 @@ contract MarketHandler {
             deltas[n] += fee;
         }
         uint256 count;
-        for (uint256 i = 0; i <= n; ++i) if (deltas[i] != 0) ++count;
+        for (uint256 i = 0; i <= n; ++i) {
+            if (deltas[i] != 0) ++count;
+        }
         entries = new bytes32[](count);
         uint256 j;
         for (uint256 i = 0; i <= n; ++i) {
@@ -234,7 +240,9 @@ contract MarketInvariantTest is Base {
         _deploy();
         handler = new MarketHandler(token, registry, market, OPERATOR, GRID);
         address[] memory accounts = handler.allAccounts();
-        for (uint256 i = 0; i + 1 < accounts.length; ++i) _addParticipant(accounts[i]);
+        for (uint256 i = 0; i + 1 < accounts.length; ++i) {
+            _addParticipant(accounts[i]);
+        }
     }
 
     /// @dev Read by forge (the forge-std StdInvariant interface): fuzz only the handler.
@@ -263,7 +271,9 @@ contract MarketInvariantTest is Base {
     function invariant_escrowConservedAndAccountedFor() public view {
         address[] memory accounts = handler.allAccounts();
         uint256 total;
-        for (uint256 i = 0; i < accounts.length; ++i) total += market.escrowOf(accounts[i]);
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            total += market.escrowOf(accounts[i]);
+        }
         vm.assertEq(total, token.balanceOf(address(market)), "sum of escrow == market balance");
         vm.assertEq(total, handler.ghostDeposited() - handler.ghostWithdrawn(), "deposits - withdrawals");
     }

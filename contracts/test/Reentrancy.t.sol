@@ -70,7 +70,8 @@ contract Attacker {
             _reenter();
             return;
         }
-        try this.reenterExternally() {} catch {
+        try this.reenterExternally() {}
+        catch {
             reentryFailures += 1;
         }
     }

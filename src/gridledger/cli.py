@@ -139,3 +139,124 @@ def serve_dashboard(state: Any, host: str, port: int) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+# -- market ---------------------------------------------------------------------------------
+@market_app.command("clear")
+def market_clear(
+    orders: Path = typer.Option(..., "--orders", help="CSV with columns id,side,energy_wh,price."),
+    mechanism: str = typer.Option("uniform", help="uniform | pay-as-bid | cda"),
+    grid_fee: int = typer.Option(0, help="Grid fee in micro-units per kWh, paid by buyers."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Clear an order book from a CSV file and print the price, the volume and the trades."""
+    from gridledger.iotools.csvbook import read_book_csv
+    from gridledger.market import clear
+
+    with friendly_errors():
+        result = clear(read_book_csv(orders), mechanism, grid_fee).to_dict()
+    if as_json:
+        emit_json(result)
+        return
+    price = result["clearing_price_micro_per_kwh"]
+    out.print(
+        f"mechanism {result['mechanism']}: {result['n_orders']} orders, "
+        f"{result['n_trades']} trades, {result['cleared_energy_wh']:,} Wh cleared, "
+        f"price {'–' if price is None else f'{price:,} µ/kWh'}"
+    )
+    table = Table("buy id", "sell id", "energy_wh", "price µ/kWh", "fee µ/kWh")
+    for t in result["trades"][:50]:
+        table.add_row(
+            *(
+                str(t[k])
+                for k in (
+                    "buy_id",
+                    "sell_id",
+                    "energy_wh",
+                    "price_micro_per_kwh",
+                    "fee_micro_per_kwh",
+                )
+            )
+        )
+    out.print(table)
+
+
+# -- meter data -----------------------------------------------------------------------------
+@meter_app.command("import")
+def meter_import(
+    file: Path = typer.Argument(..., help="A Green Button (NAESB ESPI Atom XML) file."),
+    meter: str = typer.Option("0x" + "00" * 20, help="Meter address the readings belong to."),
+    out_path: Path | None = typer.Option(None, "--out", help="Write the readings as JSON here."),
+) -> None:
+    """Read Green Button interval data as gridledger readings (unsigned) and summarise it."""
+    import dataclasses
+
+    from gridledger.iotools.greenbutton import read_greenbutton, to_readings
+
+    with friendly_errors():
+        readings = to_readings(read_greenbutton(file), meter)
+    imported = sum(r.imported_wh for r in readings)
+    exported = sum(r.exported_wh for r in readings)
+    out.print(
+        f"{len(readings):,} intervals from {file.name}: {imported / 1000:,.1f} kWh imported, "
+        f"{exported / 1000:,.1f} kWh exported"
+    )
+    if out_path is not None:
+        emit_json([dataclasses.asdict(r) for r in readings], out_path)
+
+
+@meter_app.command("export")
+def meter_export(
+    meter: str = typer.Option(..., help="Meter address whose stored readings to export."),
+    fmt: str = typer.Option("greenbutton", "--format", help="Only 'greenbutton' for now."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+    out_path: Path | None = typer.Option(None, "--out", help="File to write (default: stdout)."),
+) -> None:
+    """Write a meter's stored readings as a Green Button file."""
+    from gridledger.errors import ValidationError
+    from gridledger.iotools.greenbutton import from_readings, write_greenbutton
+    from gridledger.store import Store
+
+    with friendly_errors():
+        if fmt != "greenbutton":
+            raise ValidationError("format", f"only 'greenbutton' is supported, got {fmt!r}")
+        store = Store.open(load_settings({"db_url": db}).db_url)
+        stored = store.readings_of_meter(meter)
+        data = write_greenbutton(from_readings(s.reading for s in stored))
+    if out_path is None:
+        sys.stdout.buffer.write(data)
+    else:
+        out_path.write_bytes(data)
+        console.print(f"wrote {len(stored):,} readings to {out_path}")
+
+
+# -- benchmarks -----------------------------------------------------------------------------
+@bench_app.command("market")
+def bench_market_command(
+    orders: int = typer.Option(1_000_000, min=2, help="Orders in the random book."),
+    pymarket_orders: int = typer.Option(10_000, help="Orders for the pymarket baseline (0: skip)."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Uniform-price clearing vs numpy's bare sort of the same prices (and vs pymarket)."""
+    from gridledger.market.bench import bench_market
+
+    with friendly_errors():
+        report = bench_market(orders, seed, pymarket_orders=pymarket_orders or None)
+    emit_json(report) if as_json else out.print(report)
+
+
+@bench_app.command("ingest")
+def bench_ingest_command(
+    readings: int = typer.Option(20_000, min=1, help="Signed readings to ingest."),
+    db: str | None = typer.Option(None, help="Database URL (default: a temporary SQLite file)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Readings accepted per second end to end vs bare signature recoveries per second."""
+    import tempfile
+
+    from gridledger.metering.bench import bench_ingest
+
+    with friendly_errors(), tempfile.TemporaryDirectory() as tmp:
+        report = bench_ingest(readings, db or f"sqlite:///{tmp}/bench.sqlite")
+    emit_json(report) if as_json else out.print(report)

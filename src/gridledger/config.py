@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,26 @@ class Settings:
     grid_fee_micro_per_kwh: int = 20_000  # paid by buyers of local energy to the grid operator
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # The node (gridledger node): clock, settlement and its saved state.
+    speed: int = 1  # market seconds per wall second: 60 runs one 15-min interval per 15 s
+    settle_grace_s: int = 60  # market seconds after an interval ends before it is settled
+    state_dir: str = ".gridledger/node"  # deployment.json lives here
+    # Authentication (Sign-In with Ethereum) and rate limits of the API.
+    auth_secret: str = ""  # HMAC key of API tokens; empty: a random one kept in the database
+    auth_token_lifetime_s: int = 900
+    auth_domain: str = ""  # EIP-4361 domain; empty: the Host the client used
+    rate_limit_participant_per_min: int = 600  # API calls per participant (token bucket)
+    rate_limit_meter_per_min: int = 120  # readings per meter (token bucket)
 
     def __post_init__(self) -> None:
-        for name in ("interval_length_s", "http_port"):
+        for name in (
+            "interval_length_s",
+            "http_port",
+            "speed",
+            "auth_token_lifetime_s",
+            "rate_limit_participant_per_min",
+            "rate_limit_meter_per_min",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         for name in (
@@ -42,6 +60,7 @@ class Settings:
             "feed_in_price_micro_per_kwh",
             "grid_fee_micro_per_kwh",
             "chain_confirmations",
+            "settle_grace_s",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
@@ -65,12 +84,29 @@ def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
     return raw
 
 
-def load_settings(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
-    """Build the settings from defaults, the environment, then explicit overrides."""
-    env = os.environ if environ is None else environ
+def settings_file_values(path: Path) -> dict[str, Any]:
+    """The settings in a TOML file: top-level keys named like the fields (``speed = 60``)."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the settings file: {exc}") from None
+    known = {f.name: f for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(known)}")
+        values[key] = _coerce(known[key], value) if isinstance(value, str) else value
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {} if config_path is None else settings_file_values(config_path)
     for field in dataclasses.fields(Settings):
         raw = env.get(ENV_PREFIX + field.name.upper())
         if raw is not None and raw != "":

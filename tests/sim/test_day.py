@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridledger.config import Settings
-from gridledger.sim.day import DayConfig, DayResult, run_day
+from gridledger.sim.day import SUPPLIER_DEPOSIT_MICRO, DayConfig, DayResult, run_day
 
 HOUSEHOLDS, INTERVALS = 4, 6
 
@@ -32,16 +32,30 @@ def test_every_interval_is_committed_and_settled_once_on_chain(day: DayResult) -
 
 
 def test_escrow_on_chain_equals_deposits_plus_stored_settlements(day: DayResult) -> None:
-    deposit = DayConfig().escrow_micro
-    participants = [p.address for p in day.store.participants()]
+    deposits = {
+        m.address: DayConfig().escrow_micro
+        for m in day.store.participants()
+        if m.role in ("prosumer", "consumer")
+    }
+    supplier = next(p.address for p in day.store.participants() if p.role == "supplier")
+    deposits[supplier] = SUPPLIER_DEPOSIT_MICRO
     total_on_chain = 0
-    for address in participants:
-        delta = sum(s.delta_micro for s in day.store.settlements_of(address, limit=10_000))
-        expected = delta + (0 if address == day.ledger.deployment.grid_operator else deposit)
-        assert day.ledger.escrow_of(address) == expected
+    for participant in day.store.participants():
+        address = participant.address
+        settled = sum(s.delta_micro for s in day.store.settlements_of(address, limit=10_000))
+        assert day.ledger.escrow_of(address) == deposits.get(address, 0) + settled, participant
         total_on_chain += day.ledger.escrow_of(address)
-    assert total_on_chain == deposit * HOUSEHOLDS  # nothing created or lost
+    assert total_on_chain == sum(deposits.values())  # nothing created or lost
     assert day.ledger.token_balance_of(day.ledger.deployment.market) == total_on_chain
+
+
+def test_statement_lines_add_up_to_the_settled_deltas(day: DayResult) -> None:
+    for participant in day.store.participants():
+        lines = day.store.statement_lines_of(participant.address)
+        settled = day.store.settlements_of(participant.address, limit=10_000)
+        if participant.role in ("grid_operator", "supplier"):
+            continue  # counterparties: their money is the other side of the households' lines
+        assert sum(x.amount_micro for x in lines) == sum(s.delta_micro for s in settled)
 
 
 def test_every_reading_is_stored_once(day: DayResult) -> None:

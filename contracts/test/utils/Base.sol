@@ -17,6 +17,7 @@ interface Vm {
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
     function assume(bool condition) external pure;
     function addr(uint256 privateKey) external pure returns (address);
+    function store(address target, bytes32 slot, bytes32 value) external;
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;
     function assertEq(int256 left, int256 right, string calldata message) external pure;
     function assertEq(address left, address right, string calldata message) external pure;
@@ -66,7 +67,9 @@ abstract contract Base {
 
     function _commit(uint64 intervalStartS) internal {
         vm.prank(OPERATOR);
-        market.commitInterval(intervalStartS, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 250_000, 1_000);
+        market.commitInterval(
+            intervalStartS, bytes32(uint256(1)), bytes32(uint256(2)), bytes32(uint256(3)), 250_000, 1_000
+        );
     }
 
     function _settle(uint64 intervalStartS, bytes32[] memory entries) internal {

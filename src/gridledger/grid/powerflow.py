@@ -30,6 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 _SLOT_NAME = "gridledger slot bus {bus}"
 _SECONDS_PER_HOUR = 3600
 _WH_PER_MWH = 1_000_000
+_RECYCLE = {"trafo": False, "gen": False, "bus_pq": True}
 
 
 class PlacedHousehold(Protocol):
@@ -179,15 +180,64 @@ def run_power_flow(
     grid: CommunityGrid, p_mw_by_bus: Mapping[int, float], interval: int | None = None
 ) -> PowerFlowResult:
     """Power flow with ``p_mw_by_bus`` (plus background of window ``interval``, if any)."""
-    grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = _slot_powers(
-        grid, p_mw_by_bus, interval
-    )
-    try:
-        pp.runpp(grid.net, init="auto", numba=True)
-    except pp.LoadflowNotConverged:
+    return run_slot_power_flow(grid, _slot_powers(grid, p_mw_by_bus, interval))
+
+
+def run_slot_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> PowerFlowResult:
+    """Power flow with every slot's consumption given (one value per ``grid.buses``, MW).
+
+    The array form of :func:`run_power_flow` for loops over many intervals; background power
+    is *not* added here.
+    """
+    powers = np.asarray(slot_p_mw, dtype=np.float64)
+    if powers.shape != (len(grid.buses),) or not bool(np.isfinite(powers).all()):
+        raise ValidationError("slot_p_mw", f"need {len(grid.buses)} finite values per bus")
+    grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = powers
+    if not solve(grid.net):
         nan = math.nan
         return PowerFlowResult(False, nan, nan, nan, nan, nan)
     return _extremes(grid.net)
+
+
+def solve(net: pp.pandapowerNet) -> bool:
+    """Newton-Raphson on a prepared net; False when it does not converge.
+
+    The time-series fast path: once a flow has converged, the next one starts from its results
+    and reuses pandapower's internal matrices (``recycle``), updating only bus P/Q, which is all
+    an interval changes. After a failure the next flow starts afresh (``init="auto"``) and rebuilds everything.
+    """
+    warm = bool(net.get("converged", False)) and "_ppc" in net and net._ppc is not None
+    try:
+        if warm:
+            pp.runpp(net, init="results", numba=True, recycle=_RECYCLE)
+        else:
+            pp.runpp(net, init="auto", numba=True)
+    except pp.LoadflowNotConverged:
+        net["converged"] = False
+        return False
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class OperatingPoint:
+    """Signed branch flows and voltages of one converged flow: what sensitivities shift.
+
+    ``line_p_mw`` is the active power entering each line at its from bus, ``trafo_p_mw`` at its
+    high-voltage side (positive: the feeder imports), ``vm_pu`` follows ``net.bus.index``.
+    """
+
+    line_p_mw: FloatArray
+    trafo_p_mw: FloatArray
+    vm_pu: FloatArray
+
+
+def operating_point(net: pp.pandapowerNet) -> OperatingPoint:
+    """The state of the last converged flow of ``net``."""
+    return OperatingPoint(
+        line_p_mw=net.res_line.p_from_mw.to_numpy(dtype=np.float64, copy=True),
+        trafo_p_mw=net.res_trafo.p_hv_mw.to_numpy(dtype=np.float64, copy=True),
+        vm_pu=net.res_bus.vm_pu.to_numpy(dtype=np.float64, copy=True),
+    )
 
 
 def _slot_powers(

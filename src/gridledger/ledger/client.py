@@ -141,13 +141,18 @@ class Ledger:
     """Operator client of one deployment of GridToken + Registry + Market."""
 
     def __init__(
-        self, conn: Connection, deployment: Deployment, operator_key: bytes, confirmations: int = 0
+        self,
+        conn: Connection,
+        deployment: Deployment,
+        operator_key: bytes,
+        confirmations: int = 0,
+        sender: TxSender | None = None,
     ) -> None:
         self._conn = conn
         self._deployment = deployment
         self._confirmations = confirmations
-        self.stats = TxStats()
-        self._sender = TxSender(conn, operator_key, self.stats, confirmations)
+        self._sender = sender or TxSender(conn, operator_key, TxStats(), confirmations)
+        self.stats = self._sender.stats
         self._c = _Contracts(conn, deployment)
         self._market_allowance_ok = False
 
@@ -160,8 +165,7 @@ class Ledger:
         """Deploy fresh contracts; the operator gets every role; the grid operator is registered."""
         conn = connect(chain)
         key = operator_key or conn.default_key()
-        stats = TxStats()
-        sender = TxSender(conn, key, stats, confirmations)
+        sender = TxSender(conn, key, TxStats(), confirmations)
         operator = sender.address
         grid_operator = address_of(key_from_seed(GRID_OPERATOR_SEED))
         token = _deploy(sender, "GridToken", ["address"], [operator])
@@ -173,10 +177,7 @@ class Ledger:
             [token, registry, grid_operator, operator],
         )
         deployment = Deployment(conn.chain_id, token, registry, market, grid_operator)
-        ledger = cls(conn, deployment, key, confirmations)
-        ledger._sender = sender
-        ledger.stats = stats
-        ledger._sender._stats = stats
+        ledger = cls(conn, deployment, key, confirmations, sender)
         ledger.add_participant(grid_operator, Role.GRID_OPERATOR, 0)
         ledger.fund_eth(grid_operator, GRID_OPERATOR_ETH_WEI)
         ledger._approve_market()

@@ -16,14 +16,13 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from gridledger.errors import ChainError, ChainUnavailable, ContractRevert
 from gridledger.ledger.artifacts import decode_revert
-from gridledger.ledger.transport import TRANSIENT_ERRORS, Connection
+from gridledger.ledger.transport import BACKOFF_S, RETRIES, TRANSIENT_ERRORS, Connection
 
 RECEIPT_POLL_S = 0.005
 RECEIPT_TIMEOUT_S = 120.0
 CONFIRMATION_POLL_S = 0.05
 PRIORITY_FEE_WEI = 10**9
 _FEE_REFRESH_EVERY = 64
-_SEND_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,10 @@ class TxSender:
     @property
     def address(self) -> str:
         return str(self._account.address)
+
+    @property
+    def stats(self) -> TxStats:
+        return self._stats
 
     def transact(
         self, to: str | None, data: bytes, gas: int, function: str, value_wei: int = 0
@@ -136,17 +139,19 @@ class TxSender:
 
     def _send_raw(self, raw: bytes) -> None:
         w3 = self._conn.w3
-        for attempt in range(_SEND_ATTEMPTS):
+        for attempt in range(RETRIES + 1):
             try:
                 w3.eth.send_raw_transaction(raw)
                 return
             except TRANSIENT_ERRORS as exc:
-                if attempt == _SEND_ATTEMPTS - 1:
+                if attempt == RETRIES:
                     raise ChainUnavailable(f"cannot reach {self._conn.chain}: {exc}") from exc
-                time.sleep(0.1 * 2**attempt)
+                time.sleep(BACKOFF_S * 2**attempt)
             except Web3RPCError as exc:
-                # Resending the very same bytes after a lost reply: the first one arrived.
-                if attempt > 0 and "already known" in str(exc).lower():
+                # Resending the very same bytes after a lost reply: the first one arrived (and
+                # may be mined already). Never re-sign here: that could pay twice.
+                message = str(exc).lower()
+                if attempt > 0 and ("already known" in message or "nonce too low" in message):
                     return
                 raise
 

@@ -1,14 +1,14 @@
 """Connections to a chain: the in-process EVM ("memory") or an HTTP JSON-RPC node.
 
-web3's HTTP provider already retries idempotent reads on connection errors; what is left here is
-mapping an unreachable node to ChainUnavailable, and getting raw revert bytes out of each
-backend (eth-tester raises its own exception, a node returns JSON-RPC error data).
+web3's HTTP provider retries idempotent reads on connection errors (a bounded number of times,
+with backoff); sending is retried by the sender, which knows resending signed bytes is safe.
+What is left here is mapping an unreachable node to ChainUnavailable, and getting raw revert
+bytes out of each backend (eth-tester raises its own exception, a node returns JSON-RPC data).
 """
 
 from __future__ import annotations
 
 import ast
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,8 +31,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     requests.Timeout,
     ConnectionError,
 )
-_RETRIES = 4
-_BACKOFF_S = 0.1
+RETRIES = 3  # then about 0.1 + 0.2 + 0.4 s of backoff before giving up
+BACKOFF_S = 0.1
 
 T = TypeVar("T")
 
@@ -57,8 +57,8 @@ class Connection:
         return ANVIL_DEV_KEY
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run one RPC, retrying transient failures; an unreachable node is ChainUnavailable."""
-        return with_retries(fn, self.chain)
+        """Run one read RPC (web3 retried it already); an unreachable node is ChainUnavailable."""
+        return unavailable_as_chain_error(fn, self.chain)
 
     def revert_data(self, tx: dict[str, Any], block_number: int | str) -> bytes | None:
         """Replay `tx` as a call at `block_number`; the revert bytes, or None if it succeeds."""
@@ -90,15 +90,11 @@ class Connection:
         return None
 
 
-def with_retries(fn: Callable[[], T], chain: str) -> T:
-    for attempt in range(_RETRIES + 1):
-        try:
-            return fn()
-        except TRANSIENT_ERRORS as exc:
-            if attempt == _RETRIES:
-                raise ChainUnavailable(f"cannot reach the chain node at {chain}: {exc}") from exc
-            time.sleep(_BACKOFF_S * (2**attempt))
-    raise AssertionError("unreachable")
+def unavailable_as_chain_error(fn: Callable[[], T], chain: str) -> T:
+    try:
+        return fn()
+    except TRANSIENT_ERRORS as exc:
+        raise ChainUnavailable(f"cannot reach the chain node at {chain}: {exc}") from exc
 
 
 def connect(chain: str) -> Connection:
@@ -108,7 +104,7 @@ def connect(chain: str) -> Connection:
         tester = provider.ethereum_tester
     elif chain.startswith(("http://", "https://")):
         retry = ExceptionRetryConfiguration(
-            errors=TRANSIENT_ERRORS, retries=_RETRIES, backoff_factor=_BACKOFF_S
+            errors=TRANSIENT_ERRORS, retries=RETRIES, backoff_factor=BACKOFF_S
         )
         http = HTTPProvider(
             chain, request_kwargs={"timeout": 30}, exception_retry_configuration=retry
@@ -122,8 +118,8 @@ def connect(chain: str) -> Connection:
     for name in ("gas_price_strategy", "ens_name_to_address", "validation", "gas_estimate"):
         if name in w3.middleware_onion:
             w3.middleware_onion.remove(name)
-    chain_id = with_retries(lambda: w3.eth.chain_id, chain)
-    latest = with_retries(lambda: w3.eth.get_block("latest"), chain)
+    chain_id = unavailable_as_chain_error(lambda: w3.eth.chain_id, chain)
+    latest = unavailable_as_chain_error(lambda: w3.eth.get_block("latest"), chain)
     return Connection(chain, w3, chain_id, int(latest["gasLimit"]), tester)
 
 

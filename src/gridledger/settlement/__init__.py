@@ -1,9 +1,16 @@
-"""Settlement: turn cleared trades into exact, netted payments (pure integer arithmetic).
+"""Settlement: turn cleared trades and metered delivery into exact, netted payments.
 
-Public surface: :class:`SettledTrade`, :func:`trade_amount_micro`, :func:`net_interval`,
-:class:`IntervalSettlement`.
+Pure integer arithmetic (Wh, micro-units); see the module docstrings for the rounding rule.
 """
 
+from gridledger.settlement._delivery import (
+    Delivery,
+    DeliverySettlement,
+    StatementLine,
+    Tariffs,
+    contracted_net_wh,
+    settle_with_delivery,
+)
 from gridledger.settlement._netting import (
     IntervalSettlement,
     SettledTrade,
@@ -11,4 +18,15 @@ from gridledger.settlement._netting import (
     trade_amount_micro,
 )
 
-__all__ = ["IntervalSettlement", "SettledTrade", "net_interval", "trade_amount_micro"]
+__all__ = [
+    "Delivery",
+    "DeliverySettlement",
+    "IntervalSettlement",
+    "SettledTrade",
+    "StatementLine",
+    "Tariffs",
+    "contracted_net_wh",
+    "net_interval",
+    "settle_with_delivery",
+    "trade_amount_micro",
+]

@@ -27,26 +27,18 @@ from gridledger.config import Settings, ensure_sqlite_dir
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ChainError, ValidationError
 from gridledger.ledger import Ledger, Role
-from gridledger.market import (
-    Book,
-    InMemoryOrderContext,
-    Order,
-    SignedOrder,
-    clear,
-    orders_root,
-    result_lines,
-    result_root,
-    sign_order,
-    verify_order,
-)
-from gridledger.metering import Gateway, Reading, readings_root, sign_reading
-from gridledger.settlement import SettledTrade, net_interval
+from gridledger.market import Order, SignedOrder, sign_order
+from gridledger.metering import Gateway, Reading, sign_reading
+from gridledger.node import IntervalOutcome, MarketOperator, enrol_supplier
 from gridledger.sim.community import Community, Household, build_community
 from gridledger.sim.strategies import TariffBand, zero_intelligence
-from gridledger.store import IntervalRow, Meter, OrderRow, Participant, Store, TradeRow
+from gridledger.store import Meter, Participant, Store
 
 DEMO_DB_URL = "sqlite:///.gridledger/demo.sqlite"
-METER_RATED_POWER_W = 30_000  # a typical three-phase household connection
+METER_RATED_POWER_W = 30_000
+SUPPLIER_DEPOSIT_MICRO = (
+    10_000_000_000  # 10,000 gEUR to pay feed-in  # a typical three-phase household connection
+)
 
 
 @dataclass(frozen=True)
@@ -86,10 +78,8 @@ class Member:
     meter: str
     imported_wh: int = 0
     exported_wh: int = 0
-    bought_wh: int = 0
-    sold_wh: int = 0
-    paid_micro: int = 0  # to sellers and for grid fees
-    received_micro: int = 0
+    settled_micro: int = 0  # net of every on-chain movement (trades, fees, supplier)
+    unsettled_micro: int = 0  # charges beyond its escrow, owed off-chain
 
 
 @dataclass
@@ -98,7 +88,6 @@ class DayTotals:
     settled_intervals: int = 0
     trades: int = 0
     orders: int = 0
-    rejected_orders: int = 0
     readings: int = 0
     energy_traded_wh: int = 0
     traded_value_micro: int = 0
@@ -182,8 +171,12 @@ class DayRunner:
         self.gateway = Gateway(self.store, self.ledger.domain, clock=lambda: self.clock_s)
         self.members = [self._enrol(i, h) for i, h in enumerate(self.community.households)]
         self.batteries = {m.address: m.household.battery for m in self.members}
-        self.escrow_micro = {m.address: config.escrow_micro for m in self.members}
-        self.used_nonces: set[tuple[str, int]] = set()
+        grid = self.ledger.deployment.grid_operator
+        self.store.add_participant(Participant(grid, "grid_operator", 0, "grid operator"))
+        supplier = enrol_supplier(self.ledger, self.store, SUPPLIER_DEPOSIT_MICRO)
+        self.operator = MarketOperator(
+            self.store, self.ledger, settings, supplier, config.mechanism
+        )
         self.totals = DayTotals()
 
     def _enrol(self, index: int, household: Household) -> Member:
@@ -200,8 +193,6 @@ class DayRunner:
         return member
 
     def run(self, on_interval: Callable[[int], None] | None = None) -> DayTotals:
-        grid = self.ledger.deployment.grid_operator
-        self.store.add_participant(Participant(grid, "grid_operator", 0, "grid operator"))
         first = self.config.first_interval
         for k in range(first, first + self.config.intervals):
             self.run_interval(k)
@@ -227,61 +218,16 @@ class DayRunner:
     def run_interval(self, k: int) -> None:
         start_s = self.start_s + k * self.community.interval_length_s
         positions = self.net_positions_wh(k)
-        orders = self.collect_orders(start_s, k, positions)
-        result = clear(
-            Book.from_orders([s.order for s in orders]),
-            self.config.mechanism,
-            self.settings.grid_fee_micro_per_kwh,
+        self.totals.orders += len(
+            self.operator.accept_orders(self.sign_orders(start_s, k, positions), start_s)
         )
-        readings = self.record_readings(start_s, k, positions)
-        lines = result_lines(result)
-        trades = [
-            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
-            for t in lines
-        ]
-        settlement = net_interval(trades, self.ledger.deployment.grid_operator)
-        roots = (
-            orders_root([s.order for s in orders]),
-            result_root(result),
-            readings_root(readings),
-        )
-        price = result.clearing_price_micro_per_kwh
-        commit = self.ledger.commit_interval(start_s, *roots, price or 0, result.cleared_energy_wh)
-        settle = self.ledger.settle_interval(start_s, settlement.deltas_micro)
-        orders_hex, result_hex, readings_hex = ("0x" + r.hex() for r in roots)
-        self.store.save_interval(
-            IntervalRow(
-                interval_start_s=start_s,
-                status="committed",
-                clearing_price_micro_per_kwh=price,
-                cleared_energy_wh=result.cleared_energy_wh,
-                orders_root=orders_hex,
-                result_root=result_hex,
-                readings_root=readings_hex,
-                commit_tx=commit.tx_hash,
-                gas_used=commit.gas_used + settle.gas_used,
-            )
-        )
-        self.store.save_trades(
-            start_s,
-            [
-                TradeRow(
-                    start_s, t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro
-                )
-                for t in trades
-            ],
-        )
-        self.store.save_settlement(start_s, settlement.deltas_micro, settle.tx_hash)
-        self.book_keep(trades, settlement.deltas_micro, price)
+        result = self.operator.clear_interval(start_s)
+        self.record_readings(start_s, k, positions)
+        self.book_keep(self.operator.settle_interval(start_s, result))
 
-    def collect_orders(self, start_s: int, k: int, positions: Sequence[int]) -> list[SignedOrder]:
-        context = InMemoryOrderContext(
-            open_interval_start_s=start_s,
-            escrow_micro=dict(self.escrow_micro),
-            grid_fee_micro_per_kwh=self.settings.grid_fee_micro_per_kwh,
-            used_nonces=self.used_nonces,
-        )
-        accepted: list[SignedOrder] = []
+    def sign_orders(self, start_s: int, k: int, positions: Sequence[int]) -> list[SignedOrder]:
+        """Each household with a position signs one order for it (nonce: the interval index)."""
+        signed: list[SignedOrder] = []
         for member, net_wh in zip(self.members, positions, strict=True):
             intent = zero_intelligence(net_wh, self.band, self.rng)
             if intent is None:
@@ -294,26 +240,8 @@ class DayRunner:
                 start_s,
                 nonce=k,
             )
-            signed = sign_order(order, member.key, self.ledger.domain)
-            verify_order(signed, self.ledger.domain, context)
-            context.accept(order)
-            accepted.append(signed)
-        self.store.insert_orders(
-            [
-                OrderRow(
-                    start_s,
-                    s.order.participant,
-                    s.order.side,
-                    s.order.energy_wh,
-                    s.order.price_micro_per_kwh,
-                    s.order.nonce,
-                    "0x" + s.signature.hex(),
-                )
-                for s in accepted
-            ]
-        )
-        self.totals.orders += len(accepted)
-        return accepted
+            signed.append(sign_order(order, member.key, self.ledger.domain))
+        return signed
 
     def record_readings(self, start_s: int, k: int, positions: Sequence[int]) -> list[Reading]:
         length_s = self.community.interval_length_s
@@ -333,39 +261,31 @@ class DayRunner:
         self.totals.readings += len(signed)
         return [s.reading for s in signed]
 
-    def book_keep(
-        self, trades: Sequence[SettledTrade], deltas: dict[str, int] | Any, price: int | None
-    ) -> None:
-        by_address = {m.address: m for m in self.members}
-        for trade in trades:
-            buyer, seller = by_address[trade.buyer], by_address[trade.seller]
-            buyer.bought_wh += trade.energy_wh
-            buyer.paid_micro += trade.amount_micro + trade.fee_micro
-            seller.sold_wh += trade.energy_wh
-            seller.received_micro += trade.amount_micro
-            self.totals.energy_traded_wh += trade.energy_wh
-            self.totals.traded_value_micro += trade.amount_micro
-            self.totals.fees_micro += trade.fee_micro
-        for account, delta in deltas.items():
-            if account in self.escrow_micro:
-                self.escrow_micro[account] += delta
+    def book_keep(self, outcome: IntervalOutcome) -> None:
+        settlement = outcome.settlement
+        for member in self.members:
+            member.settled_micro += settlement.deltas_micro.get(member.address, 0)
+            member.unsettled_micro += settlement.unsettled_micro.get(member.address, 0)
+        self.totals.energy_traded_wh += settlement.traded_energy_wh
+        self.totals.traded_value_micro += sum(
+            line.amount_micro for line in settlement.lines if line.kind == "trade-sell"
+        )
+        self.totals.fees_micro += settlement.fees_micro
         self.totals.intervals += 1
-        self.totals.settled_intervals += 1
-        self.totals.trades += len(trades)
-        if price is not None:
-            self.totals.prices.append(price)
+        self.totals.trades += len(outcome.lines)
+        if outcome.clearing_price_micro_per_kwh is not None:
+            self.totals.prices.append(outcome.clearing_price_micro_per_kwh)
 
 
 def household_costs_micro(member: Member, settings: Settings) -> tuple[int, int]:
-    """(cost buying everything from the grid, cost with the local market), in micro-units."""
+    """(cost buying everything from the grid, cost with the local market), in micro-units.
+
+    The market cost is what actually moved on-chain (trades, grid fees and the supplier's
+    imbalance settlement), plus any charge that exceeded the escrow.
+    """
     imp, feed = settings.import_price_micro_per_kwh, settings.feed_in_price_micro_per_kwh
     baseline = (member.imported_wh * imp - member.exported_wh * feed) // 1000
-    from_grid_wh = member.imported_wh - member.bought_wh
-    to_grid_wh = member.exported_wh - member.sold_wh
-    market = (
-        (from_grid_wh * imp - to_grid_wh * feed) // 1000 + member.paid_micro - member.received_micro
-    )
-    return baseline, market
+    return baseline, -member.settled_micro + member.unsettled_micro
 
 
 def summarize(runner: DayRunner, wall_time_s: float) -> dict[str, Any]:
@@ -378,6 +298,7 @@ def summarize(runner: DayRunner, wall_time_s: float) -> dict[str, Any]:
         "households": len(runner.members),
         "intervals": runner.config.intervals,
         "settled_intervals": runner.ledger.progress()[2],  # counted by the Market contract
+        "unsettled_micro": sum(m.unsettled_micro for m in runner.members),
         "orders": totals.orders,
         "readings": totals.readings,
         "trades": totals.trades,

@@ -8,6 +8,7 @@ from gridledger.store.rows import (
     OrderRow,
     Participant,
     SettlementRow,
+    StatementLineRow,
     StoredReading,
     TradeRow,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "OrderRow",
     "Participant",
     "SettlementRow",
+    "StatementLineRow",
     "Store",
     "StoredReading",
     "TradeRow",

@@ -89,6 +89,9 @@ class TradeRow:
     price_micro_per_kwh: int
     fee_micro: int
     id: int | None = None
+    buy_nonce: int = 0
+    sell_nonce: int = 0
+    fee_micro_per_kwh: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +107,17 @@ class AnchorRow:
     readings_root: str
     tx_hash: str | None
     status: Literal["pending", "mined"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLineRow:
+    """One settled line of a participant's statement; ``amount_micro`` > 0 is money received."""
+
+    interval_start_s: int
+    participant: str
+    kind: str
+    energy_wh: int
+    price_micro_per_kwh: int
+    amount_micro: int
+    counterparty: str
+    id: int | None = None

@@ -91,6 +91,10 @@ trades = sa.Table(
     sa.Column("energy_wh", sa.BigInteger, nullable=False),
     sa.Column("price_micro_per_kwh", sa.BigInteger, nullable=False),
     sa.Column("fee_micro", sa.BigInteger, nullable=False),
+    # what the result root commits to (gridledger.market.TradeLine), for statement proofs
+    sa.Column("buy_nonce", sa.BigInteger, nullable=False, default=0),
+    sa.Column("sell_nonce", sa.BigInteger, nullable=False, default=0),
+    sa.Column("fee_micro_per_kwh", sa.BigInteger, nullable=False, default=0),
 )
 
 settlements = sa.Table(
@@ -109,4 +113,24 @@ anchors = sa.Table(
     sa.Column("tx_hash", HEX32, nullable=True),
     sa.Column("status", sa.String(8), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'mined')", name="ck_anchors_status"),
+)
+
+statement_lines = sa.Table(
+    "statement_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("interval_start_s", sa.BigInteger, nullable=False, index=True),
+    sa.Column("participant", ADDRESS, nullable=False, index=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("energy_wh", sa.BigInteger, nullable=False),
+    sa.Column("price_micro_per_kwh", sa.BigInteger, nullable=False),
+    sa.Column("amount_micro", sa.BigInteger, nullable=False),
+    sa.Column("counterparty", ADDRESS, nullable=False),
+)
+
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

@@ -29,6 +29,7 @@ from gridledger.store.rows import (
     OrderRow,
     Participant,
     SettlementRow,
+    StatementLineRow,
     StoredReading,
     TradeRow,
 )
@@ -92,16 +93,18 @@ class Store:
     # -- participants and meters -----------------------------------------------------------
     def add_participant(self, participant: Participant) -> Participant:
         with self._write() as conn:
-            _insert_unique(conn, t.participants, _as_dict(participant), "participant",
-                           participant.address)
+            _insert_unique(
+                conn, t.participants, _as_dict(participant), "participant", participant.address
+            )
         return participant
 
     def add_meter(self, meter: Meter) -> Meter:
         if meter.rated_power_w <= 0:
             raise ValidationError("rated_power_w", f"must be positive, got {meter.rated_power_w}")
         with self._write() as conn:
-            owner = conn.execute(sa.select(t.participants.c.address).where(
-                t.participants.c.address == meter.owner)).first()
+            owner = conn.execute(
+                sa.select(t.participants.c.address).where(t.participants.c.address == meter.owner)
+            ).first()
             if owner is None:
                 raise NotFoundError(f"owner {meter.owner} is not a registered participant")
             _insert_unique(conn, t.meters, _as_dict(meter), "meter", meter.address)
@@ -109,8 +112,9 @@ class Store:
 
     def set_meter_active(self, address: str, active: bool) -> None:
         with self._write() as conn:
-            done = conn.execute(sa.update(t.meters).where(t.meters.c.address == address)
-                                .values(active=active))
+            done = conn.execute(
+                sa.update(t.meters).where(t.meters.c.address == address).values(active=active)
+            )
             if done.rowcount == 0:
                 raise NotFoundError(f"meter {address} is not registered")
 
@@ -121,8 +125,9 @@ class Store:
 
     def participant(self, address: str) -> Participant:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.participants).where(
-                t.participants.c.address == address)).first()
+            row = conn.execute(
+                sa.select(t.participants).where(t.participants.c.address == address)
+            ).first()
         if row is None:
             raise NotFoundError(f"participant {address} is not registered")
         return Participant(**row._mapping)
@@ -161,8 +166,10 @@ class Store:
             outcomes, accepted = _classify(conn, batch)
             ids = _insert_reading_rows(conn, accepted, received)
         id_of = {_key(s): new_id for (_, s), new_id in zip(accepted, ids, strict=True)}
-        return [_with_id(out, id_of.get(_key(signed)))
-                for out, signed in zip(outcomes, batch, strict=True)]
+        return [
+            _with_id(out, id_of.get(_key(signed)))
+            for out, signed in zip(outcomes, batch, strict=True)
+        ]
 
     def _lock_meters(self, conn: sa.Connection, meters: list[str]) -> None:
         """Refuse unknown meters; on PostgreSQL also lock their rows until commit."""
@@ -182,13 +189,20 @@ class Store:
             return _last_sequences(conn, sorted(set(meters)))
 
     def readings_in_interval(self, interval_start_s: int) -> list[StoredReading]:
-        query = (sa.select(t.readings).where(t.readings.c.interval_start_s == interval_start_s)
-                 .order_by(t.readings.c.meter, t.readings.c.sequence))
+        query = (
+            sa.select(t.readings)
+            .where(t.readings.c.interval_start_s == interval_start_s)
+            .order_by(t.readings.c.meter, t.readings.c.sequence)
+        )
         return self._stored_readings(query)
 
     def readings_of_meter(self, meter: str, limit: int | None = None) -> list[StoredReading]:
-        query = (sa.select(t.readings).where(t.readings.c.meter == meter)
-                 .order_by(t.readings.c.sequence).limit(limit))
+        query = (
+            sa.select(t.readings)
+            .where(t.readings.c.meter == meter)
+            .order_by(t.readings.c.sequence)
+            .limit(limit)
+        )
         return self._stored_readings(query)
 
     def reading(self, reading_id: int) -> StoredReading:
@@ -200,9 +214,10 @@ class Store:
     def interval_totals(self, interval_start_s: int) -> tuple[int, int]:
         """(imported_wh, exported_wh) summed over the stored readings of an interval."""
         c = t.readings.c
-        query = sa.select(sa.func.coalesce(sa.func.sum(c.imported_wh), 0),
-                          sa.func.coalesce(sa.func.sum(c.exported_wh), 0)
-                          ).where(c.interval_start_s == interval_start_s)
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(c.imported_wh), 0),
+            sa.func.coalesce(sa.func.sum(c.exported_wh), 0),
+        ).where(c.interval_start_s == interval_start_s)
         with self._read() as conn:
             imported, exported = conn.execute(query).one()
         return int(imported), int(exported)
@@ -230,9 +245,18 @@ class Store:
             ids = list(result.scalars())
         return [_replace(order, id=new_id) for order, new_id in zip(orders, ids, strict=True)]
 
+    def order_nonce_used(self, participant: str, nonce: int) -> bool:
+        c = t.orders.c
+        query = sa.select(c.id).where(c.participant == participant, c.nonce == nonce).limit(1)
+        with self._read() as conn:
+            return conn.scalar(query) is not None
+
     def orders_in_interval(self, interval_start_s: int) -> list[OrderRow]:
-        query = (sa.select(t.orders).where(t.orders.c.interval_start_s == interval_start_s)
-                 .order_by(t.orders.c.id))
+        query = (
+            sa.select(t.orders)
+            .where(t.orders.c.interval_start_s == interval_start_s)
+            .order_by(t.orders.c.id)
+        )
         with self._read() as conn:
             return [OrderRow(**row._mapping) for row in conn.execute(query)]
 
@@ -240,11 +264,14 @@ class Store:
     def save_interval(self, row: IntervalRow) -> IntervalRow:
         """Insert or replace the interval's row (keyed by interval_start_s)."""
         values = _as_dict(row)
-        insert = (sqlite.insert(t.intervals) if self.is_sqlite else postgresql.insert(t.intervals))
+        insert = sqlite.insert(t.intervals) if self.is_sqlite else postgresql.insert(t.intervals)
         changed = {k: v for k, v in values.items() if k != "interval_start_s"}
         with self._write() as conn:
-            conn.execute(insert.values(values).on_conflict_do_update(
-                index_elements=["interval_start_s"], set_=changed))
+            conn.execute(
+                insert.values(values).on_conflict_do_update(
+                    index_elements=["interval_start_s"], set_=changed
+                )
+            )
         return row
 
     def intervals(self, limit: int = 50) -> list[IntervalRow]:
@@ -255,8 +282,9 @@ class Store:
 
     def interval(self, interval_start_s: int) -> IntervalRow:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.intervals).where(
-                t.intervals.c.interval_start_s == interval_start_s)).first()
+            row = conn.execute(
+                sa.select(t.intervals).where(t.intervals.c.interval_start_s == interval_start_s)
+            ).first()
         if row is None:
             raise NotFoundError(f"interval {interval_start_s} has no record")
         return IntervalRow(**row._mapping)
@@ -291,10 +319,46 @@ class Store:
 
     def _trades(self, where: sa.ColumnElement[bool], limit: int | None = None) -> list[TradeRow]:
         c = t.trades.c
-        query = (sa.select(t.trades).where(where)
-                 .order_by(c.interval_start_s.desc(), c.id).limit(limit))
+        query = (
+            sa.select(t.trades).where(where).order_by(c.interval_start_s.desc(), c.id).limit(limit)
+        )
         with self._read() as conn:
             return [TradeRow(**row._mapping) for row in conn.execute(query)]
+
+    def save_statement_lines(self, lines: Sequence[StatementLineRow]) -> None:
+        if lines:
+            with self._write() as conn:
+                conn.execute(
+                    sa.insert(t.statement_lines), [_as_dict(line, drop=("id",)) for line in lines]
+                )
+
+    def statement_lines_of(
+        self, participant: str, from_s: int = 0, to_s: int = 2**62
+    ) -> list[StatementLineRow]:
+        """The participant's settled lines with ``from_s <= interval_start_s < to_s``, in order."""
+        c = t.statement_lines.c
+        query = (
+            sa.select(t.statement_lines)
+            .where(
+                c.participant == participant,
+                c.interval_start_s >= from_s,
+                c.interval_start_s < to_s,
+            )
+            .order_by(c.interval_start_s, c.id)
+        )
+        with self._read() as conn:
+            return [StatementLineRow(**row._mapping) for row in conn.execute(query)]
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Remember a small fact about this store (e.g. the chain deployment it belongs to)."""
+        with self._write() as conn:
+            conn.execute(sa.delete(t.meta).where(t.meta.c.key == key))
+            conn.execute(sa.insert(t.meta).values(key=key, value=value))
+
+    def meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            value = conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.key == key))
+        return None if value is None else str(value)
 
     def save_settlement(
         self, interval_start_s: int, deltas: Mapping[str, int], tx_hash: str | None
@@ -304,17 +368,22 @@ class Store:
             raise ValidationError("deltas", f"must sum to zero, sum is {sum(deltas.values())}")
         rows = [SettlementRow(interval_start_s, p, d) for p, d in sorted(deltas.items())]
         with self._write() as conn:
-            status = conn.scalar(sa.select(t.intervals.c.status).where(
-                t.intervals.c.interval_start_s == interval_start_s))
+            status = conn.scalar(
+                sa.select(t.intervals.c.status).where(
+                    t.intervals.c.interval_start_s == interval_start_s
+                )
+            )
             if status is None:
                 raise NotFoundError(f"interval {interval_start_s} has no record to settle")
             if status == "settled":
                 raise ConflictError(f"interval {interval_start_s} is already settled")
             if rows:
                 conn.execute(sa.insert(t.settlements), [_as_dict(r) for r in rows])
-            conn.execute(sa.update(t.intervals)
-                         .where(t.intervals.c.interval_start_s == interval_start_s)
-                         .values(status="settled", settle_tx=tx_hash))
+            conn.execute(
+                sa.update(t.intervals)
+                .where(t.intervals.c.interval_start_s == interval_start_s)
+                .values(status="settled", settle_tx=tx_hash)
+            )
         return rows
 
     def settlements_in_interval(self, interval_start_s: int) -> list[SettlementRow]:
@@ -323,19 +392,25 @@ class Store:
     def settlements_of(self, participant: str, limit: int = 100) -> list[SettlementRow]:
         return self._settlements(t.settlements.c.participant == participant, limit)
 
-    def _settlements(self, where: sa.ColumnElement[bool], limit: int | None = None
-                     ) -> list[SettlementRow]:
+    def _settlements(
+        self, where: sa.ColumnElement[bool], limit: int | None = None
+    ) -> list[SettlementRow]:
         c = t.settlements.c
-        query = (sa.select(t.settlements).where(where)
-                 .order_by(c.interval_start_s.desc(), c.participant).limit(limit))
+        query = (
+            sa.select(t.settlements)
+            .where(where)
+            .order_by(c.interval_start_s.desc(), c.participant)
+            .limit(limit)
+        )
         with self._read() as conn:
             return [SettlementRow(**row._mapping) for row in conn.execute(query)]
 
     # -- anchors ---------------------------------------------------------------------------
     def anchor(self, interval_start_s: int) -> AnchorRow | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.anchors).where(
-                t.anchors.c.interval_start_s == interval_start_s)).first()
+            row = conn.execute(
+                sa.select(t.anchors).where(t.anchors.c.interval_start_s == interval_start_s)
+            ).first()
         return None if row is None else AnchorRow(**row._mapping)
 
     def record_anchor_pending(self, interval_start_s: int, readings_root: str) -> AnchorRow:
@@ -347,11 +422,14 @@ class Store:
 
     def mark_anchor_mined(self, interval_start_s: int, tx_hash: str | None) -> AnchorRow:
         with self._write() as conn:
-            conn.execute(sa.update(t.anchors)
-                         .where(t.anchors.c.interval_start_s == interval_start_s)
-                         .values(status="mined", tx_hash=tx_hash))
-            row = conn.execute(sa.select(t.anchors).where(
-                t.anchors.c.interval_start_s == interval_start_s)).first()
+            conn.execute(
+                sa.update(t.anchors)
+                .where(t.anchors.c.interval_start_s == interval_start_s)
+                .values(status="mined", tx_hash=tx_hash)
+            )
+            row = conn.execute(
+                sa.select(t.anchors).where(t.anchors.c.interval_start_s == interval_start_s)
+            ).first()
         if row is None:
             raise NotFoundError(f"interval {interval_start_s} has no pending anchor")
         return AnchorRow(**row._mapping)
@@ -369,8 +447,10 @@ def _create_engine(db_url: str) -> sa.Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         return _checked(sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10))
-    raise StoreError(f"db_url: unsupported database {url.get_backend_name()!r}; "
-                     "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
+    raise StoreError(
+        f"db_url: unsupported database {url.get_backend_name()!r}; "
+        "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+    )
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -383,8 +463,12 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # Take over transaction control from pysqlite so we can BEGIN IMMEDIATE ourselves.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL",
-                       f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "foreign_keys=ON",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -403,8 +487,10 @@ def _checked(engine: sa.Engine) -> sa.Engine:
     except sa.exc.SQLAlchemyError as exc:
         shown = engine.url.render_as_string(hide_password=True)
         engine.dispose()
-        raise StoreError(f"cannot connect to {shown}: {_first_line(exc)}; start the database "
-                         "server or fix GRIDLEDGER_DB_URL") from exc
+        raise StoreError(
+            f"cannot connect to {shown}: {_first_line(exc)}; start the database "
+            "server or fix GRIDLEDGER_DB_URL"
+        ) from exc
     return engine
 
 
@@ -416,7 +502,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
+        yield items[i : i + _CHUNK]
 
 
 def _as_dict(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -441,10 +527,12 @@ def _with_id(outcome: InsertOutcome | None, new_id: int | None) -> InsertOutcome
     return outcome
 
 
-def _insert_unique(conn: sa.Connection, table: sa.Table, values: dict[str, Any],
-                   what: str, key: str) -> None:
-    exists = conn.execute(sa.select(table).where(
-        *(col == values[col.name] for col in table.primary_key.columns))).first()
+def _insert_unique(
+    conn: sa.Connection, table: sa.Table, values: dict[str, Any], what: str, key: str
+) -> None:
+    exists = conn.execute(
+        sa.select(table).where(*(col == values[col.name] for col in table.primary_key.columns))
+    ).first()
     if exists is not None:
         raise ConflictError(f"{what} {key} already exists")
     conn.execute(sa.insert(table).values(values))
@@ -459,10 +547,15 @@ def _last_readings(conn: sa.Connection, meters: Sequence[str]) -> dict[str, tupl
     c = t.readings.c
     last: dict[str, tuple[int, int]] = {}
     for chunk in _chunks(meters):
-        newest = (sa.select(c.meter, sa.func.max(c.sequence).label("sequence"))
-                  .where(c.meter.in_(chunk)).group_by(c.meter).subquery())
+        newest = (
+            sa.select(c.meter, sa.func.max(c.sequence).label("sequence"))
+            .where(c.meter.in_(chunk))
+            .group_by(c.meter)
+            .subquery()
+        )
         query = sa.select(c.meter, c.sequence, c.interval_start_s).join(
-            newest, sa.and_(c.meter == newest.c.meter, c.sequence == newest.c.sequence))
+            newest, sa.and_(c.meter == newest.c.meter, c.sequence == newest.c.sequence)
+        )
         last.update((m, (int(q), int(i))) for m, q, i in conn.execute(query))
     return last
 
@@ -474,8 +567,13 @@ def _stored_contents(
     conn: sa.Connection, batch: Sequence[SignedReading], last: Mapping[str, tuple[int, int]]
 ) -> dict[_Key, tuple[Reading, int | None]]:
     """Stored readings (and ids) for the batch's keys that may already exist."""
-    keys = sorted({(s.reading.meter, s.reading.sequence) for s in batch
-                   if s.reading.sequence <= last.get(s.reading.meter, (-1, 0))[0]})
+    keys = sorted(
+        {
+            (s.reading.meter, s.reading.sequence)
+            for s in batch
+            if s.reading.sequence <= last.get(s.reading.meter, (-1, 0))[0]
+        }
+    )
     c = t.readings.c
     found: dict[_Key, tuple[Reading, int | None]] = {}
     for chunk in _chunks(keys):
@@ -508,33 +606,54 @@ class _Classifier:
             stored, stored_id = self.known[key]
             if stored == reading:
                 return InsertOutcome("duplicate", stored_id, "already stored")
-            return InsertOutcome("replay", None,
-                                 f"sequence {reading.sequence} is stored with different content")
+            return InsertOutcome(
+                "replay", None, f"sequence {reading.sequence} is stored with different content"
+            )
         last_seq, last_start = self.last.get(reading.meter, (-1, -1))
         if reading.sequence > last_seq:
             if reading.interval_start_s <= last_start:
-                return InsertOutcome("replay", None, f"interval {reading.interval_start_s} is not "
-                                     f"after that of the last stored sequence {last_seq}")
+                return InsertOutcome(
+                    "replay",
+                    None,
+                    f"interval {reading.interval_start_s} is not "
+                    f"after that of the last stored sequence {last_seq}",
+                )
             self.last[reading.meter] = (reading.sequence, reading.interval_start_s)
         elif not self._fits_between_neighbours(reading):
-            return InsertOutcome("replay", None, f"sequence {reading.sequence} is below the last "
-                                 f"stored {last_seq} and its interval does not fit the gap")
+            return InsertOutcome(
+                "replay",
+                None,
+                f"sequence {reading.sequence} is below the last "
+                f"stored {last_seq} and its interval does not fit the gap",
+            )
         self.known[key] = (reading, None)
         self.new_in_batch.setdefault(reading.meter, []).append(
-            (reading.sequence, reading.interval_start_s))
+            (reading.sequence, reading.interval_start_s)
+        )
         return None
 
     def _fits_between_neighbours(self, reading: Reading) -> bool:
         c = t.readings.c
         mine = c.meter == reading.meter
-        below = self.conn.execute(sa.select(c.sequence, c.interval_start_s).where(
-            mine, c.sequence < reading.sequence).order_by(c.sequence.desc()).limit(1)).first()
-        above = self.conn.execute(sa.select(c.sequence, c.interval_start_s).where(
-            mine, c.sequence > reading.sequence).order_by(c.sequence).limit(1)).first()
+        below = self.conn.execute(
+            sa.select(c.sequence, c.interval_start_s)
+            .where(mine, c.sequence < reading.sequence)
+            .order_by(c.sequence.desc())
+            .limit(1)
+        ).first()
+        above = self.conn.execute(
+            sa.select(c.sequence, c.interval_start_s)
+            .where(mine, c.sequence > reading.sequence)
+            .order_by(c.sequence)
+            .limit(1)
+        ).first()
         neighbours = [tuple(row) for row in (below, above) if row is not None]
         neighbours += self.new_in_batch.get(reading.meter, [])
-        return all((seq < reading.sequence) == (start < reading.interval_start_s)
-                   and start != reading.interval_start_s for seq, start in neighbours)
+        return all(
+            (seq < reading.sequence) == (start < reading.interval_start_s)
+            and start != reading.interval_start_s
+            for seq, start in neighbours
+        )
 
 
 def _classify(
@@ -558,11 +677,18 @@ def _insert_reading_rows(
     if not accepted:
         return []
     rows = [
-        {"meter": r.meter, "sequence": r.sequence, "interval_start_s": r.interval_start_s,
-         "interval_length_s": r.interval_length_s, "imported_wh": r.imported_wh,
-         "exported_wh": r.exported_wh, "signature": s.signature_hex,
-         "received_at_s": received_at_s}
-        for _, s in accepted for r in (s.reading,)
+        {
+            "meter": r.meter,
+            "sequence": r.sequence,
+            "interval_start_s": r.interval_start_s,
+            "interval_length_s": r.interval_length_s,
+            "imported_wh": r.imported_wh,
+            "exported_wh": r.exported_wh,
+            "signature": s.signature_hex,
+            "received_at_s": received_at_s,
+        }
+        for _, s in accepted
+        for r in (s.reading,)
     ]
     result = conn.execute(
         sa.insert(t.readings).returning(t.readings.c.id, sort_by_parameter_order=True), rows
@@ -571,6 +697,12 @@ def _insert_reading_rows(
 
 
 def _stored_reading(row: sa.Row[Any]) -> StoredReading:
-    reading = Reading(row.meter, row.sequence, row.interval_start_s, row.interval_length_s,
-                      row.imported_wh, row.exported_wh)
+    reading = Reading(
+        row.meter,
+        row.sequence,
+        row.interval_start_s,
+        row.interval_length_s,
+        row.imported_wh,
+        row.exported_wh,
+    )
     return StoredReading(row.id, reading, row.signature, row.received_at_s)

@@ -1,0 +1,8 @@
+"""The operator's node: the interval pipeline (orders -> clearing -> settlement -> chain).
+
+Public surface: :class:`MarketOperator`, :class:`IntervalOutcome`, :func:`enrol_supplier`.
+"""
+
+from gridledger.node.interval import IntervalOutcome, MarketOperator, enrol_supplier
+
+__all__ = ["IntervalOutcome", "MarketOperator", "enrol_supplier"]

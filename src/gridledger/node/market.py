@@ -1,0 +1,258 @@
+"""The live market a node runs: the open interval, order and reading intake, registration.
+
+One object shared by the API threads and the scheduler thread. Three locks, always taken in
+this order and with ``chain_lock`` innermost, keep the pieces consistent:
+
+* ``book_lock``: accepting an order and closing its interval's gate never interleave, so an
+  acknowledged order is always in the book it was acknowledged for;
+* ``readings_lock``: a reading is either stored before its interval's readings root is
+  computed, or refused as ``late``; an anchored root therefore covers every stored reading;
+* ``chain_lock``: the ledger client (one nonce, one connection) is used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gridledger.config import Settings
+from gridledger.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
+from gridledger.ledger import Ledger, Role
+from gridledger.market import Book, ClearingResult, SignedOrder, clear
+from gridledger.metering import Gateway, Outcome, SignedReading, ingest_json
+from gridledger.node.clock import MarketClock, interval_start_s
+from gridledger.node.events import EventHub
+from gridledger.node.interval import MarketOperator, order_row, signed_order
+from gridledger.node.meta import NodeMeta
+from gridledger.store import Meter, OrderRow, Participant, Store
+
+# API roles: what a signed-in address may do. Registry roles map onto them.
+PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR = "participant", "operator", "grid_operator", "auditor"
+_API_ROLE = {
+    Role.PROSUMER: PARTICIPANT,
+    Role.CONSUMER: PARTICIPANT,
+    Role.OPERATOR: OPERATOR,
+    Role.GRID_OPERATOR: GRID_OPERATOR,
+    Role.AUDITOR: AUDITOR,
+}
+REGISTRY_ROLES = {"prosumer": Role.PROSUMER, "consumer": Role.CONSUMER, "auditor": Role.AUDITOR}
+
+
+class NodeOperator(MarketOperator):
+    """The interval pipeline, with cancelled orders left out of the book at gate closure."""
+
+    def __init__(self, store: Store, ledger: Ledger, settings: Settings, meta: NodeMeta) -> None:
+        super().__init__(store, ledger, settings)
+        self.meta = meta
+
+    def live_orders(self, start_s: int) -> list[OrderRow]:
+        cancelled = self.meta.cancelled_in_interval(start_s)
+        return [r for r in self.store.orders_in_interval(start_s) if r.id not in cancelled]
+
+    def clear_interval(self, start_s: int) -> ClearingResult:
+        orders = [signed_order(r).order for r in self.live_orders(start_s)]
+        return clear(Book.from_orders(orders), self.mechanism, self.settings.grid_fee_micro_per_kwh)
+
+
+class NodeGateway(Gateway):
+    """The metering gateway on the market clock; refuses readings of intervals already settled."""
+
+    def __init__(self, market: LiveMarket) -> None:
+        super().__init__(market.store, market.ledger.domain, clock=market.clock.now_s)
+        self.market = market
+
+    def ingest(self, batch: Sequence[SignedReading]) -> list[Outcome]:
+        with self.market.readings_lock:
+            settled_before_s = self.market.next_settle_s
+            late = [s.reading.interval_start_s < settled_before_s for s in batch]
+            fresh = [s for s, is_late in zip(batch, late, strict=True) if not is_late]
+            stored = iter(super().ingest(fresh))
+        outcomes = [
+            _late(s, settled_before_s) if is_late else next(stored)
+            for s, is_late in zip(batch, late, strict=True)
+        ]
+        accepted = sum(o.status == "accepted" for o in outcomes)
+        if accepted:
+            self.market.hub.publish("readings", {"accepted": accepted})
+        return outcomes
+
+
+def _late(signed: SignedReading, settled_before_s: int) -> Outcome:
+    r = signed.reading
+    reason = f"interval {r.interval_start_s} is settled (everything before {settled_before_s} is)"
+    return Outcome(r.meter, r.sequence, "rejected", "late", reason)
+
+
+@dataclass(frozen=True)
+class OrderReceipt:
+    row: OrderRow
+    duplicate: bool  # the same signed order was already stored: acknowledged once
+
+
+class LiveMarket:
+    """Everything a running node shares between the API and the scheduler."""
+
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        settings: Settings,
+        clock: MarketClock,
+        meta: NodeMeta,
+        first_interval_start_s: int,
+    ) -> None:
+        self.store, self.ledger, self.settings = store, ledger, settings
+        self.clock, self.meta = clock, meta
+        self.length_s = settings.interval_length_s
+        self.operator = NodeOperator(store, ledger, settings, meta)
+        self.hub = EventHub()
+        self.book_lock = threading.Lock()
+        self.readings_lock = threading.Lock()
+        self.chain_lock = threading.RLock()
+        self.next_gate_s = meta.get_int("next_gate_s") or first_interval_start_s
+        self.next_settle_s = meta.get_int("next_settle_s") or first_interval_start_s
+        self.gateway = NodeGateway(self)
+        self.last_power_flow: dict[str, Any] | None = None
+
+    # -- the clock -----------------------------------------------------------------------
+    def open_interval_start_s(self) -> int:
+        """The interval taking orders: the next one to start, never one whose gate closed."""
+        by_clock = interval_start_s(self.clock.now(), self.length_s) + self.length_s
+        return max(by_clock, self.next_gate_s)
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        open_s = self.open_interval_start_s()
+        return {
+            "market_time_s": int(now),
+            "speed": self.clock.speed,
+            "interval_length_s": self.length_s,
+            "open_interval_start_s": open_s,
+            "gate_closure_in_s": round(self.clock.wall_seconds_until(open_s), 3),
+            "gate_closure_in_market_s": max(open_s - int(now), 0),
+            "next_settlement_interval_start_s": self.next_settle_s,
+            "settle_grace_s": self.settings.settle_grace_s,
+        }
+
+    # -- orders --------------------------------------------------------------------------
+    def submit_order(self, signed: SignedOrder, caller: str) -> OrderReceipt:
+        """Verify and store one signed order of ``caller`` for the open interval."""
+        if signed.order.participant != caller:
+            raise AuthorizationError(
+                f"participant: the order is for {signed.order.participant}, "
+                f"but you signed in as {caller}"
+            )
+        with self.book_lock:
+            open_s = self.open_interval_start_s()
+            signature = "0x" + signed.signature.hex()
+            for row in self.store.orders_in_interval(signed.order.interval_start_s):
+                if _fields(row) == {**_fields(order_row(signed)), "id": row.id}:
+                    return OrderReceipt(row, duplicate=True)
+            with self.chain_lock:
+                self.operator.accept_orders([signed], open_s)
+            stored = self._stored_order(open_s, signature)
+        self.hub.publish("orders", {"interval_start_s": open_s, "count": 1})
+        return OrderReceipt(stored, duplicate=False)
+
+    def _stored_order(self, start_s: int, signature: str) -> OrderRow:
+        for row in self.store.orders_in_interval(start_s):
+            if row.signature == signature:
+                return row
+        raise ConflictError("the order was stored but cannot be read back")
+
+    def cancel_order(self, order_id: int, caller: str) -> OrderRow:
+        """Withdraw an order of the open interval before its gate closes."""
+        with self.book_lock:
+            open_s = self.open_interval_start_s()
+            row = next((r for r in self.store.orders_in_interval(open_s) if r.id == order_id), None)
+            if row is None:
+                raise NotFoundError(f"order_id: no order {order_id} in the open interval {open_s}")
+            if row.participant != caller:
+                raise AuthorizationError(f"order {order_id} belongs to another participant")
+            if not self.meta.cancel(order_id, caller, open_s):
+                raise ConflictError(f"order {order_id} is already cancelled")
+        self.hub.publish("orders", {"interval_start_s": open_s, "cancelled": order_id})
+        return row
+
+    def orders_of(self, start_s: int, participant: str | None) -> list[dict[str, Any]]:
+        cancelled = self.meta.cancelled_in_interval(start_s)
+        return [
+            {**_fields(r), "cancelled": r.id in cancelled}
+            for r in self.store.orders_in_interval(start_s)
+            if participant is None or r.participant == participant
+        ]
+
+    def book_depth(self, start_s: int) -> dict[str, Any]:
+        """Aggregated volume per price level; sealed until the interval's gate has closed."""
+        if start_s >= self.next_gate_s:
+            raise ConflictError(
+                f"interval_start_s: the book of {start_s} is sealed until its gate closes"
+            )
+        levels: dict[tuple[str, int], int] = {}
+        for row in self.operator.live_orders(start_s):
+            key = (row.side, row.price_micro_per_kwh)
+            levels[key] = levels.get(key, 0) + row.energy_wh
+        side_levels = {
+            side: [
+                {"price_micro_per_kwh": p, "energy_wh": e}
+                for (s, p), e in sorted(levels.items(), key=lambda kv: kv[0][1], reverse=side == "buy")
+                if s == side
+            ]
+            for side in ("buy", "sell")
+        }
+        return {"interval_start_s": start_s, "bids": side_levels["buy"], "asks": side_levels["sell"]}
+
+    # -- readings ------------------------------------------------------------------------
+    def ingest_readings(self, payload: Any) -> list[dict[str, Any]]:
+        return ingest_json(self.gateway, payload)
+
+    # -- participants, meters, roles -----------------------------------------------------
+    def role_of(self, address: str) -> str | None:
+        """The API role of ``address``, from the chain's registry (None: not registered)."""
+        if address == self.ledger.operator:
+            return OPERATOR
+        with self.chain_lock:
+            on_chain = self.ledger.participant(address)
+        return _API_ROLE.get(on_chain.role)
+
+    def register_participant(
+        self, address: str, role: str, grid_node: int, label: str, deposit_micro: int
+    ) -> Participant:
+        if role not in REGISTRY_ROLES:
+            raise ValidationError("role", f"must be one of {sorted(REGISTRY_ROLES)}, got {role!r}")
+        with self.chain_lock:
+            if self.ledger.participant(address).role == Role.NONE:
+                self.ledger.add_participant(address, REGISTRY_ROLES[role], grid_node)
+            stored = self.store.add_participant(Participant(address, role, grid_node, label))
+            if deposit_micro > 0:
+                self.ledger.deposit_for(address, deposit_micro)
+        self.hub.publish("participant", {"address": address, "role": role})
+        return stored
+
+    def register_meter(self, address: str, owner: str, rated_power_w: int) -> Meter:
+        self.store.participant(owner)  # NotFoundError before anything is sent
+        with self.chain_lock:
+            if self.ledger.meter_owner(address) is None:
+                self.ledger.register_meter(address, owner)
+            elif self.ledger.meter_owner(address) != owner:
+                raise ConflictError(f"meter {address} is registered to another owner on chain")
+            return self.store.add_meter(Meter(address, owner, rated_power_w))
+
+    def deposit(self, address: str, amount_micro: int) -> int:
+        self.store.participant(address)
+        with self.chain_lock:
+            self.ledger.deposit_for(address, amount_micro)
+            return self.ledger.escrow_of(address)
+
+    def escrow_micro(self, address: str) -> int:
+        with self.chain_lock:
+            return self.ledger.escrow_of(address)
+
+    def meters_of(self, owner: str | None) -> list[Meter]:
+        return [m for m in self.store.meters() if owner is None or m.owner == owner]
+
+
+def _fields(row: OrderRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__slots__}
