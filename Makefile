@@ -47,7 +47,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 forge: $(NODE_MODULES)/.installed
-	cd contracts && FOUNDRY_PROFILE=ci ../$(FORGE) test
+	cd contracts && ../$(FORGE) test
 
 pytest: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)

@@ -4,6 +4,8 @@ pragma solidity 0.8.37;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {Registry} from "./Registry.sol";
@@ -27,6 +29,32 @@ import {Registry} from "./Registry.sol";
 /// min(requested, escrow), since settlements in between may have spent part of it. The off-chain
 /// order book must not accept new orders backed by a pending withdrawal (it reads
 /// withdrawalRequest). A new request replaces the old one and restarts the lock.
+///
+/// Two ways to settle an interval (both take the next place in the settle sequence):
+/// - settleInterval (direct): every net payment is applied now, one escrow write per account
+///   (~9,100 gas each): for small communities, under ~3,000 accounts per 30M-gas block.
+/// - settleIntervalRoot (netting root, O(1) gas): the operator posts the Merkle root of every
+///   account's CUMULATIVE root-path net payment, `leaf = keccak256(keccak256(abi.encode(uint32
+///   rootSeq, address account, int96 cumulativeMicro)))` (OpenZeppelin sorted-pair tree), and the
+///   interval's gross credits == gross debits. Nothing moves until a claim: claim(account, rootSeq,
+///   cumulative, proof) applies `cumulative - applied` to the escrow. Because leaves are
+///   cumulative, one claim catches up on every root since the account's last claim (daily claims
+///   cost one proof per account per day, not per interval), a double claim is impossible (rootSeq
+///   must grow) and an old root cannot be replayed against a newer one.
+///
+/// Netting-root rules: (1) debit before withdrawal: withdraw() needs the account to have claimed
+/// the latest root (claimAndWithdraw does both in one transaction), so no unclaimed debit can be
+/// left behind; (2) a first deposit into an empty escrow moves the account's claim cursor to the
+/// latest root, so an account the operator never put into a tree can still withdraw; this is sound
+/// because the operator keeps every account's effective balance (escrow + unclaimed net) >= 0,
+/// so an empty escrow has no unclaimed net debit, and the skipped cumulative is applied by the
+/// next claim; (3) claims are capped by the posted totals (credits claimed <= credits posted, same
+/// for debits), which bounds the damage of a malformed tree; (4) only the account itself or the
+/// operator may claim, so nobody else can time a debit to another account's escrow. Conservation:
+/// sum(escrow) + sum(unclaimed net) == token balance. Trust is the same as for settleInterval, where
+/// the operator chooses the deltas: the root's content and the effective-balance check (the
+/// off-chain order book reads escrow + unclaimed) are the operator's. Mixing both paths works, but
+/// direct debits only see claimed escrow.
 contract Market is AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -46,6 +74,27 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         uint64 lastCommittedS;
         uint64 committedCount;
         uint64 settledCount;
+        uint64 rootCount; // settlements made by root; root numbers (rootSeq) are 1..rootCount
+    }
+
+    /// @dev One slot per account, so a direct settlement and a claim each write one slot.
+    struct Account {
+        uint128 escrowMicro;
+        int96 appliedMicro; // cumulative root-path net already applied to escrowMicro
+        uint32 claimedRootSeq; // last root claimed (or skipped by a first deposit), 0 = none
+    }
+
+    /// @dev Unclaimed capacity of the posted roots: credits (debits) posted minus claimed.
+    struct NettingCapacity {
+        uint128 creditsMicro;
+        uint128 debitsMicro;
+    }
+
+    /// @dev One netting-root claim in claimMany.
+    struct Claim {
+        address account;
+        int96 cumulativeMicro;
+        bytes32[] proof;
     }
 
     struct WithdrawalRequest {
@@ -60,8 +109,10 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     Progress private _progress;
     mapping(uint64 intervalStartS => Interval) private _intervals;
     mapping(uint64 seq => uint64 intervalStartS) private _intervalBySeq;
-    mapping(address account => uint256 amountMicro) private _escrow;
+    mapping(address account => Account) private _accounts; // slot 4: see test/SettleGas.t.sol
     mapping(address account => WithdrawalRequest) private _withdrawals;
+    mapping(uint32 rootSeq => bytes32 root) private _settlementRoots;
+    NettingCapacity private _capacity;
 
     event Deposited(address indexed account, address indexed payer, uint256 amountMicro);
     event WithdrawalRequested(address indexed account, uint256 amountMicro, uint64 unlockAfterSeq);
@@ -76,6 +127,10 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         uint64 seq
     );
     event IntervalSettled(uint64 indexed intervalStartS, uint256 entryCount, uint256 movedMicro, bytes32 entriesHash);
+    event IntervalSettledByRoot(
+        uint64 indexed intervalStartS, uint32 indexed rootSeq, bytes32 root, uint256 movedMicro, uint32 accountCount
+    );
+    event Claimed(address indexed account, uint32 indexed rootSeq, int256 deltaMicro);
 
     error ZeroAddress();
     error ZeroAmount();
@@ -91,6 +146,13 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     error ParticipantNotActive(address account);
     error NoWithdrawalRequested(address account);
     error WithdrawalLocked(address account, uint64 unlockAfterSeq, uint64 settledCount);
+    error ZeroRoot();
+    error UnknownRoot(uint32 rootSeq);
+    error AlreadyClaimed(address account, uint32 rootSeq, uint32 claimedRootSeq);
+    error InvalidProof(address account, uint32 rootSeq);
+    error ClaimExceedsPosted(address account, int256 deltaMicro);
+    error NotAccountOrOperator(address caller, address account);
+    error UnclaimedSettlement(address account, uint32 claimedRootSeq, uint32 rootCount);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
     constructor(IERC20 token_, Registry registry_, address gridOperator_, address admin) {
@@ -118,27 +180,48 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     /// @notice Ask to withdraw `amountMicro`; see the contract notes for when it unlocks.
     function requestWithdrawal(uint256 amountMicro) external {
         if (amountMicro == 0) revert ZeroAmount();
-        uint256 have = _escrow[msg.sender];
+        uint256 have = _accounts[msg.sender].escrowMicro;
         if (have < amountMicro) revert InsufficientEscrow(msg.sender, have, amountMicro);
         uint64 unlockAfterSeq = _progress.committedCount + 1;
         _withdrawals[msg.sender] = WithdrawalRequest(amountMicro, unlockAfterSeq);
         emit WithdrawalRequested(msg.sender, amountMicro, unlockAfterSeq);
     }
 
-    /// @notice Pay out min(requested, escrow) once the interval open at request time is settled.
+    /// @notice Pay out min(requested, escrow) once the interval open at request time is settled
+    /// and the latest settlement root is claimed (debit before withdrawal).
     function withdraw() external nonReentrant {
-        WithdrawalRequest memory request = _withdrawals[msg.sender];
-        if (request.unlockAfterSeq == 0) revert NoWithdrawalRequested(msg.sender);
-        uint64 settledCount = _progress.settledCount;
-        if (settledCount < request.unlockAfterSeq) {
-            revert WithdrawalLocked(msg.sender, request.unlockAfterSeq, settledCount);
+        _withdraw(msg.sender);
+    }
+
+    /// @notice Claim the latest settlement root for the caller, then withdraw, in one transaction
+    /// (a new root posted between two separate transactions would lock the withdrawal again).
+    function claimAndWithdraw(uint32 rootSeq, int96 cumulativeMicro, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        _claim(msg.sender, rootSeq, cumulativeMicro, proof);
+        _withdraw(msg.sender);
+    }
+
+    function _withdraw(address account) private {
+        WithdrawalRequest memory request = _withdrawals[account];
+        if (request.unlockAfterSeq == 0) revert NoWithdrawalRequested(account);
+        Progress memory state = _progress;
+        if (state.settledCount < request.unlockAfterSeq) {
+            revert WithdrawalLocked(account, request.unlockAfterSeq, state.settledCount);
         }
-        uint256 have = _escrow[msg.sender];
-        uint256 amountMicro = request.amountMicro < have ? request.amountMicro : have;
-        delete _withdrawals[msg.sender];
-        _escrow[msg.sender] = have - amountMicro;
-        emit Withdrawn(msg.sender, amountMicro);
-        token.safeTransfer(msg.sender, amountMicro);
+        Account memory acct = _accounts[account];
+        // rootCount < 2**32: settleIntervalRoot casts it with SafeCast.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint32 rootCount = uint32(state.rootCount);
+        if (acct.claimedRootSeq != rootCount) revert UnclaimedSettlement(account, acct.claimedRootSeq, rootCount);
+        uint256 amountMicro = request.amountMicro < acct.escrowMicro ? request.amountMicro : acct.escrowMicro;
+        delete _withdrawals[account];
+        // amountMicro <= escrowMicro, so it fits and the subtraction cannot underflow.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _accounts[account].escrowMicro = acct.escrowMicro - uint128(amountMicro);
+        emit Withdrawn(account, amountMicro);
+        token.safeTransfer(account, amountMicro);
     }
 
     // ------------------------------------------------------------------ intervals
@@ -161,7 +244,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         _intervals[intervalStartS] =
             Interval(ordersRoot, resultRoot, readingsRoot, clearingPriceMicroPerKwh, volumeWh, seq);
         _intervalBySeq[seq] = intervalStartS;
-        _progress = Progress(intervalStartS, seq, state.settledCount);
+        _progress = Progress(intervalStartS, seq, state.settledCount, state.rootCount);
         emit IntervalCommitted(
             intervalStartS, ordersRoot, resultRoot, readingsRoot, clearingPriceMicroPerKwh, volumeWh, seq
         );
@@ -179,6 +262,84 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         if (sum != 0) revert NotBalanced(sum);
         _progress.settledCount = state.settledCount + 1;
         emit IntervalSettled(intervalStartS, entries.length, movedMicro, keccak256(abi.encodePacked(entries)));
+    }
+
+    /// @notice Settle a committed interval by a netting root, in O(1) gas: nothing moves until
+    /// each account claims (see the contract notes).
+    /// @param root Merkle root over every account of the netting book (all accounts with any
+    /// root-path history), leaf `keccak256(keccak256(abi.encode(uint32 rootSeq, address account,
+    /// int96 cumulativeMicro)))`, rootSeq being this root's number (rootCount() + 1).
+    /// @param creditsMicro sum of this interval's positive deltas; must equal debitsMicro.
+    /// @param debitsMicro sum of this interval's negative deltas, as a positive number.
+    /// @param accountCount number of leaves, for claimers and auditors (not checked).
+    function settleIntervalRoot(
+        uint64 intervalStartS,
+        bytes32 root,
+        uint128 creditsMicro,
+        uint128 debitsMicro,
+        uint32 accountCount
+    ) external onlyRole(OPERATOR_ROLE) {
+        Progress memory state = _progress;
+        _checkSettleable(intervalStartS, state);
+        if (root == bytes32(0)) revert ZeroRoot();
+        if (creditsMicro != debitsMicro) revert NotBalanced(int256(uint256(creditsMicro)) - int256(uint256(debitsMicro)));
+        uint32 rootSeq = SafeCast.toUint32(uint256(state.rootCount) + 1);
+        _settlementRoots[rootSeq] = root;
+        NettingCapacity memory capacity = _capacity;
+        _capacity = NettingCapacity(capacity.creditsMicro + creditsMicro, capacity.debitsMicro + debitsMicro);
+        _progress = Progress(state.lastCommittedS, state.committedCount, state.settledCount + 1, rootSeq);
+        emit IntervalSettledByRoot(intervalStartS, rootSeq, root, creditsMicro, accountCount);
+    }
+
+    /// @notice Apply `account`'s cumulative net payment as of root `rootSeq` (its latest leaf).
+    /// @dev Callable by the account or the operator. Reverts for a root not newer than the last
+    /// one claimed, a proof that does not lead to the root, a debit beyond the escrow, or a
+    /// credit or debit beyond what the posted roots still hold.
+    function claim(address account, uint32 rootSeq, int96 cumulativeMicro, bytes32[] calldata proof) external {
+        if (msg.sender != account && !hasRole(OPERATOR_ROLE, msg.sender)) {
+            revert NotAccountOrOperator(msg.sender, account);
+        }
+        _claim(account, rootSeq, cumulativeMicro, proof);
+    }
+
+    /// @notice The operator's batch of claims against one root (gas: ~15k per claim with a
+    /// 14-level proof, most of it the proof's calldata and the account's slot).
+    function claimMany(uint32 rootSeq, Claim[] calldata claims) external onlyRole(OPERATOR_ROLE) {
+        for (uint256 i = 0; i < claims.length; ++i) {
+            _claim(claims[i].account, rootSeq, claims[i].cumulativeMicro, claims[i].proof);
+        }
+    }
+
+    function _claim(address account, uint32 rootSeq, int96 cumulativeMicro, bytes32[] calldata proof) private {
+        if (rootSeq == 0 || rootSeq > _progress.rootCount) revert UnknownRoot(rootSeq);
+        Account memory acct = _accounts[account];
+        if (rootSeq <= acct.claimedRootSeq) revert AlreadyClaimed(account, rootSeq, acct.claimedRootSeq);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(rootSeq, account, cumulativeMicro))));
+        if (!MerkleProof.verifyCalldata(proof, _settlementRoots[rootSeq], leaf)) {
+            revert InvalidProof(account, rootSeq);
+        }
+        // Two int96 values: the difference fits easily in int256.
+        int256 deltaMicro = int256(cumulativeMicro) - int256(acct.appliedMicro);
+        NettingCapacity memory capacity = _capacity;
+        if (deltaMicro > 0) {
+            // 0 < deltaMicro < 2**97, so the casts are exact.
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint128 credit = uint128(uint256(deltaMicro));
+            if (credit > capacity.creditsMicro) revert ClaimExceedsPosted(account, deltaMicro);
+            _capacity.creditsMicro = capacity.creditsMicro - credit;
+            acct.escrowMicro += credit;
+        } else if (deltaMicro < 0) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint128 debit = uint128(uint256(-deltaMicro));
+            if (debit > capacity.debitsMicro) revert ClaimExceedsPosted(account, deltaMicro);
+            if (debit > acct.escrowMicro) revert InsufficientEscrow(account, acct.escrowMicro, debit);
+            _capacity.debitsMicro = capacity.debitsMicro - debit;
+            acct.escrowMicro -= debit;
+        }
+        acct.appliedMicro = cumulativeMicro;
+        acct.claimedRootSeq = rootSeq;
+        _accounts[account] = acct;
+        emit Claimed(account, rootSeq, deltaMicro);
     }
 
     function _checkSettleable(uint64 intervalStartS, Progress memory state) private view {
@@ -212,15 +373,19 @@ contract Market is AccessControl, ReentrancyGuardTransient {
                 // -deltaMicro is positive and below 2**95 (an int96 widened to int256).
                 // forge-lint: disable-next-line(unsafe-typecast)
                 uint256 need = uint256(-deltaMicro);
-                uint256 have = _escrow[account];
+                uint256 have = _accounts[account].escrowMicro;
                 if (have < need) revert InsufficientEscrow(account, have, need);
                 unchecked {
-                    _escrow[account] = have - need;
+                    // need <= have < 2**128.
+                    // forge-lint: disable-next-line(unsafe-typecast)
+                    _accounts[account].escrowMicro = uint128(have - need);
                 }
             } else if (deltaMicro > 0) {
                 // forge-lint: disable-next-line(unsafe-typecast)
                 uint256 credit = uint256(deltaMicro); // positive here, so the cast is exact
-                _escrow[account] += credit;
+                // credit < 2**95; the checked uint128 addition reverts on overflow.
+                // forge-lint: disable-next-line(unsafe-typecast)
+                _accounts[account].escrowMicro += uint128(credit);
                 unchecked {
                     movedMicro += credit;
                 }
@@ -231,15 +396,52 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     function _deposit(address account, uint256 amountMicro) private {
         if (amountMicro == 0) revert ZeroAmount();
         if (!registry.isRegistered(account)) revert UnknownParticipant(account);
-        _escrow[account] += amountMicro;
+        Account storage acct = _accounts[account];
+        uint128 escrowMicro = acct.escrowMicro;
+        if (escrowMicro == 0) {
+            // Netting-root rule (2): an empty escrow has no unclaimed net debit, so the account
+            // need not prove anything about roots it may never have been part of.
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint32 rootCount = uint32(_progress.rootCount);
+            if (acct.claimedRootSeq < rootCount) acct.claimedRootSeq = rootCount;
+        }
+        acct.escrowMicro = escrowMicro + SafeCast.toUint128(amountMicro);
         emit Deposited(account, msg.sender, amountMicro);
         token.safeTransferFrom(msg.sender, address(this), amountMicro);
     }
 
     // ------------------------------------------------------------------ views
 
+    /// @notice Claimed escrow; unclaimed netting-root payments are not included.
     function escrowOf(address account) external view returns (uint256) {
-        return _escrow[account];
+        return _accounts[account].escrowMicro;
+    }
+
+    /// @notice Escrow, cumulative root-path net applied so far, and the last root claimed.
+    function accountState(address account)
+        external
+        view
+        returns (uint256 escrowMicro, int256 appliedMicro, uint32 claimedRootSeq)
+    {
+        Account memory acct = _accounts[account];
+        return (acct.escrowMicro, acct.appliedMicro, acct.claimedRootSeq);
+    }
+
+    /// @notice The netting root number `rootSeq` (1-based), zero if none.
+    function settlementRoot(uint32 rootSeq) external view returns (bytes32) {
+        return _settlementRoots[rootSeq];
+    }
+
+    function rootCount() external view returns (uint32) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint32(_progress.rootCount);
+    }
+
+    /// @notice Posted minus claimed credits and debits over all roots (upper bounds on what
+    /// claims may still move).
+    function nettingCapacity() external view returns (uint256 creditsMicro, uint256 debitsMicro) {
+        NettingCapacity memory capacity = _capacity;
+        return (capacity.creditsMicro, capacity.debitsMicro);
     }
 
     function withdrawalRequest(address account) external view returns (uint256 amountMicro, uint64 unlockAfterSeq) {

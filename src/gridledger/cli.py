@@ -81,6 +81,9 @@ def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard afterwards."),
     port: int = typer.Option(8000, help="Dashboard port on 127.0.0.1."),
     seed: int = typer.Option(7, help="Seed of the bidding strategies."),
+    first_interval: int = typer.Option(
+        0, min=0, help="Interval of the day to start at (48: noon)."
+    ),
 ) -> None:
     """Run one simulated trading day of a small energy community on a blockchain."""
     from gridledger.sim.day import DayConfig, run_day
@@ -88,7 +91,11 @@ def demo(
     with friendly_errors():
         settings = load_settings({"chain": chain, "db_url": db, "http_port": port})
         config = DayConfig(
-            households=households, intervals=intervals, seed=seed, fresh_db=db is None
+            households=households,
+            intervals=intervals,
+            seed=seed,
+            first_interval=first_interval,
+            fresh_db=db is None,
         )
         with progress_bar("trading", intervals) as advance:
             result = run_day(config, settings, on_interval=advance)
@@ -260,3 +267,112 @@ def bench_ingest_command(
     with friendly_errors(), tempfile.TemporaryDirectory() as tmp:
         report = bench_ingest(readings, db or f"sqlite:///{tmp}/bench.sqlite")
     emit_json(report) if as_json else out.print(report)
+
+
+# -- statements -----------------------------------------------------------------------------
+@app.command()
+def statement(
+    participant: str = typer.Option(..., help="The participant's address."),
+    month: str | None = typer.Option(None, help="YYYY-MM (UTC); default: everything."),
+    verify: bool = typer.Option(False, "--verify", help="Check every line against the chain."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statement as JSON."),
+) -> None:
+    """A participant's statement: orders, trades, readings and payments, each provable on-chain."""
+    from gridledger.errors import ValidationError
+    from gridledger.ledger import Ledger
+    from gridledger.node import load_deployment, supplier_address
+    from gridledger.node.statements import build_statement, chain_commitments, month_range_s
+    from gridledger.settlement import Tariffs
+    from gridledger.settlement.statements import verify_statement
+    from gridledger.store import Store
+
+    with friendly_errors():
+        settings = load_settings({"db_url": db})
+        store = Store.open(settings.db_url)
+        from_s, to_s = month_range_s(month) if month else (0, 2**62)
+        built = build_statement(store, participant, from_s, to_s)
+        if as_json:
+            emit_json(statement_json(built))
+        else:
+            out.print(statement_table(built))
+        if not verify:
+            return
+        chain, deployment = load_deployment(store)
+        if chain == "memory":
+            raise ValidationError(
+                "chain",
+                "the embedded chain ended with the process that ran "
+                "it: run the demo or node with --chain URL to verify later",
+            )
+        ledger = Ledger.attach(chain, deployment)
+        tariffs = Tariffs(settings.import_price_micro_per_kwh, settings.feed_in_price_micro_per_kwh)
+        problems = verify_statement(
+            built,
+            chain_commitments(ledger, store, built),
+            tariffs,
+            grid_operator=deployment.grid_operator,
+            supplier=supplier_address(),
+        )
+    for problem in problems:
+        console.print(f"[bold red]FAILS[/] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(
+        f"[bold green]verified[/] {len(built.intervals)} intervals against chain "
+        f"{deployment.chain_id} (market {deployment.market})"
+    )
+
+
+def statement_table(built: Any) -> Table:
+    table = Table(
+        "interval (UTC)",
+        "kind",
+        "energy Wh",
+        "price µ/kWh",
+        "amount µ",
+        "counterparty",
+        title=f"statement of {built.participant}",
+    )
+    import datetime as dt
+
+    for interval in built.intervals:
+        when = dt.datetime.fromtimestamp(interval.interval_start_s, dt.UTC).strftime(
+            "%Y-%m-%d %H:%M"
+        )
+        for line in interval.lines:
+            table.add_row(
+                when,
+                line.kind,
+                f"{line.energy_wh:,}",
+                f"{line.price_micro_per_kwh:,}",
+                f"{line.amount_micro:,}",
+                line.counterparty[:10] + "…",
+            )
+    table.caption = f"total {built.total_micro:,} micro-units over {len(built.intervals)} intervals"
+    return table
+
+
+def statement_json(built: Any) -> dict[str, Any]:
+    import dataclasses
+
+    def item(proven: Any) -> dict[str, Any]:
+        return {**dataclasses.asdict(proven.item), "proof": ["0x" + p.hex() for p in proven.proof]}
+
+    return {
+        "participant": built.participant,
+        "from_s": built.from_s,
+        "to_s": built.to_s,
+        "total_micro": built.total_micro,
+        "intervals": [
+            {
+                "interval_start_s": i.interval_start_s,
+                "delta_micro": i.delta_micro,
+                "orders": [item(o) for o in i.orders],
+                "trades": [item(t) for t in i.trades],
+                "readings": [item(r) for r in i.readings],
+                "lines": [dataclasses.asdict(line) for line in i.lines],
+            }
+            for i in built.intervals
+        ],
+    }

@@ -1,21 +1,46 @@
-"""The physical grid under the market: placing the community and checking power flows."""
+"""The physical grid under the market: placing the community, power flows, grid-aware clearing."""
 
+from gridledger.grid.confirm import ConfirmedClearing, clear_and_confirm, schedule_slot_p_mw
+from gridledger.grid.constrained import (
+    GridAwareClearing,
+    Margins,
+    clear_grid_aware,
+    clear_reduced,
+    count_changed_pairs,
+)
 from gridledger.grid.powerflow import (
     CommunityGrid,
     GridLimits,
+    OperatingPoint,
     PowerFlowResult,
+    operating_point,
     p_mw_by_bus,
     place_on_grid,
     run_power_flow,
+    run_slot_power_flow,
     wh_to_mw,
 )
+from gridledger.grid.sensitivity import GridSensitivities, compute_sensitivities
 
 __all__ = [
     "CommunityGrid",
+    "ConfirmedClearing",
+    "GridAwareClearing",
     "GridLimits",
+    "GridSensitivities",
+    "Margins",
+    "OperatingPoint",
     "PowerFlowResult",
+    "clear_and_confirm",
+    "clear_grid_aware",
+    "clear_reduced",
+    "compute_sensitivities",
+    "count_changed_pairs",
+    "operating_point",
     "p_mw_by_bus",
     "place_on_grid",
     "run_power_flow",
+    "run_slot_power_flow",
+    "schedule_slot_p_mw",
     "wh_to_mw",
 ]

@@ -61,7 +61,7 @@ _SECONDS_PER_HOUR = 3600
 class Margins:
     """How far inside the limits the linear model aims (covers linearisation error)."""
 
-    loading_percent: float = 1.0
+    loading_percent: float = 2.0
     vm_pu: float = 0.002
 
 

@@ -229,6 +229,8 @@ class OperatingPoint:
     line_p_mw: FloatArray
     trafo_p_mw: FloatArray
     vm_pu: FloatArray
+    line_loading_percent: FloatArray
+    trafo_loading_percent: FloatArray
 
 
 def operating_point(net: pp.pandapowerNet) -> OperatingPoint:
@@ -237,6 +239,8 @@ def operating_point(net: pp.pandapowerNet) -> OperatingPoint:
         line_p_mw=net.res_line.p_from_mw.to_numpy(dtype=np.float64, copy=True),
         trafo_p_mw=net.res_trafo.p_hv_mw.to_numpy(dtype=np.float64, copy=True),
         vm_pu=net.res_bus.vm_pu.to_numpy(dtype=np.float64, copy=True),
+        line_loading_percent=net.res_line.loading_percent.to_numpy(dtype=np.float64, copy=True),
+        trafo_loading_percent=net.res_trafo.loading_percent.to_numpy(dtype=np.float64, copy=True),
     )
 
 

@@ -117,6 +117,8 @@ def _difference(shifted: OperatingPoint, reference: OperatingPoint, delta: float
         line_p_mw=(shifted.line_p_mw - reference.line_p_mw) / delta,
         trafo_p_mw=(shifted.trafo_p_mw - reference.trafo_p_mw) / delta,
         vm_pu=(shifted.vm_pu - reference.vm_pu) / delta,
+        line_loading_percent=shifted.line_loading_percent - reference.line_loading_percent,
+        trafo_loading_percent=shifted.trafo_loading_percent - reference.trafo_loading_percent,
     )
 
 
@@ -126,22 +128,43 @@ def _stack(columns: list[FloatArray], n_rows: int) -> FloatArray:
     return np.ascontiguousarray(np.stack(columns, axis=1))
 
 
+def _calibrated(
+    nominal_mw: FloatArray, p_mw: FloatArray, loading_percent: FloatArray, limit_percent: float
+) -> FloatArray:
+    """Active power at ``limit_percent`` loading.
+
+    Where a branch is visibly loaded, scale its flow at the operating point: that carries the
+    point's voltage and reactive power into the limit (current grows with P at fixed V and Q).
+    Elsewhere use the nominal rating.
+    """
+    loaded = (loading_percent > 1.0) & (np.abs(p_mw) > 1e-9)
+    scaled = np.abs(p_mw) * limit_percent / np.where(loaded, loading_percent, 1.0)
+    nominal = nominal_mw * limit_percent / 100.0
+    limit: FloatArray = np.where(loaded, scaled, nominal)
+    return limit
+
+
 def line_limit_mw(
     sensitivities: GridSensitivities, point: OperatingPoint, limits: GridLimits
 ) -> FloatArray:
-    """Active power each line may carry: loading limit x rated power at the voltage it sees."""
+    """Active power each line may carry at its loading limit, around ``point``."""
     vm = point.vm_pu[list(sensitivities.line_from_bus_position)]
-    limit: FloatArray = (
-        sensitivities.line_p_cap_mw * vm * limits.max_line_loading_percent / 100.0
+    return _calibrated(
+        sensitivities.line_p_cap_mw * vm,
+        point.line_p_mw,
+        point.line_loading_percent,
+        limits.max_line_loading_percent,
     )
-    return limit
 
 
 def trafo_limit_mw(
     sensitivities: GridSensitivities, point: OperatingPoint, limits: GridLimits
 ) -> FloatArray:
+    """Active power each transformer may carry at its loading limit, around ``point``."""
     vm = point.vm_pu[list(sensitivities.trafo_lv_bus_position)]
-    limit: FloatArray = (
-        sensitivities.trafo_p_cap_mw * vm * limits.max_trafo_loading_percent / 100.0
+    return _calibrated(
+        sensitivities.trafo_p_cap_mw * vm,
+        point.trafo_p_mw,
+        point.trafo_loading_percent,
+        limits.max_trafo_loading_percent,
     )
-    return limit

@@ -3,6 +3,20 @@
 Public surface: :class:`MarketOperator`, :class:`IntervalOutcome`, :func:`enrol_supplier`.
 """
 
-from gridledger.node.interval import IntervalOutcome, MarketOperator, enrol_supplier
+from gridledger.node.interval import (
+    IntervalOutcome,
+    MarketOperator,
+    enrol_supplier,
+    load_deployment,
+    save_deployment,
+    supplier_address,
+)
 
-__all__ = ["IntervalOutcome", "MarketOperator", "enrol_supplier"]
+__all__ = [
+    "IntervalOutcome",
+    "MarketOperator",
+    "enrol_supplier",
+    "load_deployment",
+    "save_deployment",
+    "supplier_address",
+]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from gridledger.config import Settings
 from gridledger.eip712 import address_of, key_from_seed
-from gridledger.ledger import Ledger, Role, TxResult
+from gridledger.errors import NotFoundError
+from gridledger.ledger import Deployment, Ledger, Role, TxResult
 from gridledger.market import (
     Book,
     ClearingResult,
@@ -263,9 +264,29 @@ def trade_row(line: TradeLine) -> TradeRow:
 
 def enrol_supplier(ledger: Ledger, store: Store, deposit_micro: int) -> str:
     """Register the grid supplier (buyer and seller of last resort) with escrow to pay feed-in."""
-    supplier = address_of(key_from_seed(SUPPLIER_SEED))
+    supplier = supplier_address()
     if ledger.participant(supplier).role == Role.NONE:
         ledger.add_participant(supplier, Role.OPERATOR, 0)
         ledger.deposit_for(supplier, deposit_micro)
     store.add_participant(Participant(supplier, "supplier", 0, "grid supplier"))
     return supplier
+
+
+def supplier_address() -> str:
+    return address_of(key_from_seed(SUPPLIER_SEED))
+
+
+def save_deployment(store: Store, ledger: Ledger) -> None:
+    """Remember which chain and contracts this store's intervals were settled on."""
+    store.set_meta("chain", ledger.chain)
+    store.set_meta("deployment", ledger.deployment.to_json())
+
+
+def load_deployment(store: Store) -> tuple[str, Deployment]:
+    """The chain URL and deployment saved by :func:`save_deployment`."""
+    chain, text = store.meta("chain"), store.meta("deployment")
+    if chain is None or text is None:
+        raise NotFoundError(
+            "this database records no chain deployment: run `gridledger demo` or a node on it first"
+        )
+    return chain, Deployment.from_json(text)

@@ -29,7 +29,12 @@ from gridledger.node.meta import NodeMeta
 from gridledger.store import Meter, OrderRow, Participant, Store
 
 # API roles: what a signed-in address may do. Registry roles map onto them.
-PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR = "participant", "operator", "grid_operator", "auditor"
+PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR = (
+    "participant",
+    "operator",
+    "grid_operator",
+    "auditor",
+)
 _API_ROLE = {
     Role.PROSUMER: PARTICIPANT,
     Role.CONSUMER: PARTICIPANT,
@@ -43,8 +48,10 @@ REGISTRY_ROLES = {"prosumer": Role.PROSUMER, "consumer": Role.CONSUMER, "auditor
 class NodeOperator(MarketOperator):
     """The interval pipeline, with cancelled orders left out of the book at gate closure."""
 
-    def __init__(self, store: Store, ledger: Ledger, settings: Settings, meta: NodeMeta) -> None:
-        super().__init__(store, ledger, settings)
+    def __init__(
+        self, store: Store, ledger: Ledger, settings: Settings, meta: NodeMeta, supplier: str
+    ) -> None:
+        super().__init__(store, ledger, settings, supplier)
         self.meta = meta
 
     def live_orders(self, start_s: int) -> list[OrderRow]:
@@ -102,11 +109,12 @@ class LiveMarket:
         clock: MarketClock,
         meta: NodeMeta,
         first_interval_start_s: int,
+        supplier: str,
     ) -> None:
         self.store, self.ledger, self.settings = store, ledger, settings
         self.clock, self.meta = clock, meta
         self.length_s = settings.interval_length_s
-        self.operator = NodeOperator(store, ledger, settings, meta)
+        self.operator = NodeOperator(store, ledger, settings, meta, supplier)
         self.hub = EventHub()
         self.book_lock = threading.Lock()
         self.readings_lock = threading.Lock()
@@ -197,12 +205,18 @@ class LiveMarket:
         side_levels = {
             side: [
                 {"price_micro_per_kwh": p, "energy_wh": e}
-                for (s, p), e in sorted(levels.items(), key=lambda kv: kv[0][1], reverse=side == "buy")
+                for (s, p), e in sorted(
+                    levels.items(), key=lambda kv: kv[0][1], reverse=side == "buy"
+                )
                 if s == side
             ]
             for side in ("buy", "sell")
         }
-        return {"interval_start_s": start_s, "bids": side_levels["buy"], "asks": side_levels["sell"]}
+        return {
+            "interval_start_s": start_s,
+            "bids": side_levels["buy"],
+            "asks": side_levels["sell"],
+        }
 
     # -- readings ------------------------------------------------------------------------
     def ingest_readings(self, payload: Any) -> list[dict[str, Any]]:

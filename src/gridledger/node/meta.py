@@ -75,6 +75,9 @@ class NodeMeta:
     def cancelled_in_interval(self, interval_start_s: int) -> set[int]:
         c = order_cancellations.c
         with self.engine.connect() as conn:
-            return {int(i) for i in conn.scalars(
-                sa.select(c.order_id).where(c.interval_start_s == interval_start_s)
-            )}
+            return {
+                int(i)
+                for i in conn.scalars(
+                    sa.select(c.order_id).where(c.interval_start_s == interval_start_s)
+                )
+            }

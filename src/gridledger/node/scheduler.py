@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
+
+from eth_utils.crypto import keccak
 
 from gridledger.errors import ConflictError, GridledgerError, NotFoundError
-from gridledger.ledger import TxResult
-from gridledger.market import ClearingResult, orders_root, result_lines, result_root
+from gridledger.ledger import TxResult, pack_entries
+from gridledger.market import ClearingResult, TradeLine, orders_root, result_lines, result_root
 from gridledger.metering import readings_root
+from gridledger.node.interval import trade_row
 from gridledger.node.market import LiveMarket
-from gridledger.settlement import SettledTrade, net_interval
-from gridledger.store import IntervalRow, TradeRow
+from gridledger.settlement import DeliverySettlement, SettledTrade, settle_with_delivery
+from gridledger.store import IntervalRow
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +33,8 @@ CLOCK_SAVE_EVERY_S = 0.5
 RETRY_AFTER_ERROR_S = 1.0
 
 
-def settled_trades(result: ClearingResult) -> list[SettledTrade]:
-    lines = result_lines(result) if result.book.orders is not None else ()
-    return [
-        SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
-        for t in lines
-    ]
+def result_trade_lines(result: ClearingResult) -> tuple[TradeLine, ...]:
+    return tuple(result_lines(result)) if result.book.orders is not None else ()
 
 
 class Scheduler:
@@ -73,28 +73,30 @@ class Scheduler:
                 self._save_cleared(start_s, result)
             m.next_gate_s = start_s + m.length_s
             m.meta.put(next_gate_s=m.next_gate_s, market_time_s=m.clock.now_s())
-        m.hub.publish("gate_closed", {
-            "interval_start_s": start_s,
-            "clearing_price_micro_per_kwh": result.clearing_price_micro_per_kwh,
-            "cleared_energy_wh": result.cleared_energy_wh,
-            "orders": len(result.book),
-        })
+        m.hub.publish(
+            "gate_closed",
+            {
+                "interval_start_s": start_s,
+                "clearing_price_micro_per_kwh": result.clearing_price_micro_per_kwh,
+                "cleared_energy_wh": result.cleared_energy_wh,
+                "orders": len(result.book),
+            },
+        )
         return result
 
     def _save_cleared(self, start_s: int, result: ClearingResult) -> None:
         store = self.market.store
-        store.save_interval(IntervalRow(
-            interval_start_s=start_s,
-            status="cleared",
-            clearing_price_micro_per_kwh=result.clearing_price_micro_per_kwh,
-            cleared_energy_wh=result.cleared_energy_wh,
-            orders_root="0x" + orders_root(result.book.orders or ()).hex(),
-            result_root="0x" + result_root(result).hex(),
-        ))
-        store.save_trades(start_s, [
-            TradeRow(start_s, t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro)
-            for t in settled_trades(result)
-        ])
+        store.save_interval(
+            IntervalRow(
+                interval_start_s=start_s,
+                status="cleared",
+                clearing_price_micro_per_kwh=result.clearing_price_micro_per_kwh,
+                cleared_energy_wh=result.cleared_energy_wh,
+                orders_root="0x" + orders_root(result.book.orders or ()).hex(),
+                result_root="0x" + result_root(result).hex(),
+            )
+        )
+        store.save_trades(start_s, [trade_row(line) for line in result_trade_lines(result)])
 
     def settle(self, start_s: int) -> None:
         """Commit and settle ``start_s`` on-chain exactly once, then record it."""
@@ -113,38 +115,72 @@ class Scheduler:
             m.next_settle_s = start_s + m.length_s
             m.meta.put(next_settle_s=m.next_settle_s)
         settled = m.store.interval(start_s)
-        m.hub.publish("settled", {
-            "interval_start_s": start_s,
-            "settle_tx": settled.settle_tx,
-            "clearing_price_micro_per_kwh": settled.clearing_price_micro_per_kwh,
-        })
+        m.hub.publish(
+            "settled",
+            {
+                "interval_start_s": start_s,
+                "settle_tx": settled.settle_tx,
+                "clearing_price_micro_per_kwh": settled.clearing_price_micro_per_kwh,
+            },
+        )
 
     def _roots(self, start_s: int, result: ClearingResult) -> tuple[bytes, bytes, bytes]:
         readings = [s.reading for s in self.market.store.readings_in_interval(start_s)]
         return (orders_root(result.book.orders or ()), result_root(result), readings_root(readings))
 
+    def _plan(
+        self, start_s: int, result: ClearingResult
+    ) -> tuple[tuple[bytes, bytes, bytes], tuple[TradeLine, ...], DeliverySettlement]:
+        """The inputs MarketOperator.settle_interval computes before it sends anything.
+
+        Only the recovery paths need them separately (asked the lead to expose this as one
+        MarketOperator method so that the two cannot drift apart).
+        """
+        op, ledger = self.market.operator, self.market.ledger
+        lines = result_trade_lines(result)
+        trades = [
+            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
+            for t in lines
+        ]
+        deliveries = op.deliveries(start_s)
+        involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
+        settlement = settle_with_delivery(
+            trades,
+            deliveries,
+            op.tariffs,
+            grid_operator=ledger.deployment.grid_operator,
+            supplier=op.supplier,
+            escrow_micro={a: ledger.escrow_of(a) for a in involved},
+        )
+        return self._roots(start_s, result), lines, settlement
+
     def _settle_committed(self, start_s: int, result: ClearingResult) -> None:
         """Committed before a crash, not settled: check the roots, then settle only."""
         m = self.market
-        roots = self._roots(start_s, result)
+        roots, lines, settlement = self._plan(start_s, result)
         self._check_roots(start_s, roots)
-        trades = settled_trades(result)
-        deltas = net_interval(trades, m.ledger.deployment.grid_operator).deltas_micro
-        commit = self._tx_of(start_s, "IntervalCommitted")
-        settle = m.ledger.settle_interval(start_s, deltas)
-        m.operator.record(start_s, result, roots, commit, settle, trades, deltas)
+        commit = self._event_of(start_s, "IntervalCommitted")[0]
+        settle = m.ledger.settle_interval(start_s, settlement.deltas_micro)
+        m.operator.record(start_s, result, roots, (commit, settle), lines, settlement)
 
     def _record_from_chain(self, start_s: int, result: ClearingResult) -> None:
-        """Settled on-chain before a crash, never recorded: record it, send nothing."""
+        """Settled on-chain before a crash, never recorded: record it, send nothing.
+
+        The settlement is recomputed, and recorded only if its entries hash to what the
+        Market contract emitted; otherwise the interval waits for a person (never re-sent).
+        """
         m = self.market
-        roots = self._roots(start_s, result)
+        roots, lines, settlement = self._plan(start_s, result)
         self._check_roots(start_s, roots)
-        trades = settled_trades(result)
-        deltas = net_interval(trades, m.ledger.deployment.grid_operator).deltas_micro
-        commit, settle = self._tx_of(start_s, "IntervalCommitted"), self._tx_of(
-            start_s, "IntervalSettled"
-        )
-        m.operator.record(start_s, result, roots, commit, settle, trades, deltas)
+        commit = self._event_of(start_s, "IntervalCommitted")[0]
+        settle, args = self._event_of(start_s, "IntervalSettled")
+        entries_hash = "0x" + keccak(b"".join(pack_entries(settlement.deltas_micro))).hex()
+        if entries_hash != args.get("entriesHash"):
+            raise ConflictError(
+                f"interval {start_s}: settled on-chain with entries {args.get('entriesHash')}, "
+                f"the store recomputes {entries_hash}; resolve by hand"
+            )
+        m.operator.record(start_s, result, roots, (commit, settle), lines, settlement)
 
     def _check_roots(self, start_s: int, roots: tuple[bytes, bytes, bytes]) -> None:
         on_chain = self.market.ledger.interval(start_s)
@@ -155,11 +191,11 @@ class Scheduler:
                 f"({['0x' + r.hex() for r in held]} != {['0x' + r.hex() for r in roots]})"
             )
 
-    def _tx_of(self, start_s: int, event_name: str) -> TxResult:
+    def _event_of(self, start_s: int, event_name: str) -> tuple[TxResult, dict[str, Any]]:
         from_block = self.market.meta.get_int("deploy_block") or 0
         for event in reversed(self.market.ledger.events(from_block)):
             if event.name == event_name and event.args.get("intervalStartS") == start_s:
-                return TxResult(event.tx_hash, 0, event.block_number)
+                return TxResult(event.tx_hash, 0, event.block_number), event.args
         raise ConflictError(f"interval {start_s}: no {event_name} event found on-chain")
 
     # -- the thread ----------------------------------------------------------------------
@@ -195,8 +231,9 @@ class Scheduler:
     def _wall_until_next_step(self) -> float:
         m = self.market
         next_settle_at = m.next_settle_s + m.length_s + m.settings.settle_grace_s
-        return min(m.clock.wall_seconds_until(m.next_gate_s),
-                   m.clock.wall_seconds_until(next_settle_at))
+        return min(
+            m.clock.wall_seconds_until(m.next_gate_s), m.clock.wall_seconds_until(next_settle_at)
+        )
 
 
 def _interval_or_none(market: LiveMarket, start_s: int) -> IntervalRow | None:

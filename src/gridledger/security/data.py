@@ -2,16 +2,22 @@
 
 Every residential (``H0``) load of a SimBench LV grid becomes one meter with its real 15-minute
 profile as whole Wh. SimBench builds each household as one of five base profiles (H0-A, -B, -C,
--G, -L) times a rated power, so many households of a grid are exact copies; detectors therefore
-compare a meter with its own history and with the whole community, never with "its" base
-profile, which a real fleet would not hand out.
+-G, -L) times a rated power, so many households of a grid are exact (scaled) copies, in step to
+the quarter hour. A real fleet has no such twins, and a detector comparing a meter with its
+twin would look far better than it can be. So each meter is de-synchronised: it replays its
+profile shifted by a seeded whole number of weeks on the 364-day (52-week) cycle, which keeps
+weekdays and seasons aligned to within weeks while making households of one base profile
+similar rather than identical.
 
-The year is cut into 35-day episodes (28 days of trusted history, then 7 days to judge). Even
-episodes train, odd episodes are held out, so no day of held-out data is ever seen in training.
+The cycle is cut into 35-day episodes (28 days of trusted history, then 7 days to judge). Even
+episodes train, odd episodes are held out, on separate grids. The five base profiles are shared
+by every SimBench grid, so held-out weeks of one meter are training weeks of others' base
+profile; what is held out is the grid, the mix and the meter's own timeline.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,7 +38,9 @@ JUDGED_DAYS = 7
 EPISODE_DAYS = HISTORY_DAYS + JUDGED_DAYS
 HISTORY_INTERVALS = HISTORY_DAYS * INTERVALS_PER_DAY
 EPISODE_INTERVALS = EPISODE_DAYS * INTERVALS_PER_DAY
-N_EPISODES = PROFILE_LENGTH // EPISODE_INTERVALS  # 10 episodes fit in the 366-day year
+CYCLE_DAYS = 364  # 52 whole weeks: a shift by weeks wraps without breaking the weekday order
+CYCLE_INTERVALS = CYCLE_DAYS * INTERVALS_PER_DAY
+N_EPISODES = CYCLE_INTERVALS // EPISODE_INTERVALS  # 10 episodes fit in the cycle
 TRAIN_EPISODES = (0, 2, 4, 6, 8)
 HELD_OUT_EPISODES = (1, 3, 5, 7, 9)
 TRAIN_GRIDS = ("1-LV-rural2--0-sw", "1-LV-rural3--0-sw", "1-LV-semiurb4--0-sw")
@@ -48,7 +56,8 @@ class GridMeters:
     load_index: tuple[int, ...]
     profile: tuple[str, ...]
     meter: tuple[str, ...]  # checksummed address of each meter's (deterministic) key
-    energy_wh: Int64Array  # shape (n_meters, PROFILE_LENGTH)
+    week_offset: tuple[int, ...]  # how many weeks each meter's profile is shifted
+    energy_wh: Int64Array  # shape (n_meters, CYCLE_INTERVALS)
 
     @property
     def n_meters(self) -> int:
@@ -78,7 +87,7 @@ def meter_address(grid_code: str, load_index: int) -> str:
 
 @lru_cache(maxsize=8)
 def grid_meters(grid_code: str) -> GridMeters:
-    """The residential meters of ``grid_code`` over the whole reference year (cached)."""
+    """The residential meters of ``grid_code`` over the 52-week cycle, de-synchronised (cached)."""
     net = load_lv_grid(grid_code)
     energy = grid_energy_wh(net, 0, PROFILE_LENGTH)
     profiles = net.load["profile"].astype(str)
@@ -90,13 +99,19 @@ def grid_meters(grid_code: str) -> GridMeters:
     if not rows:
         raise ValidationError("grid_code", f"{grid_code} has no residential (H0) loads")
     loads = tuple(energy.load_index[row] for row in rows)
-    series = np.ascontiguousarray(energy.load_wh[rows])
+    rng = np.random.default_rng(zlib.crc32(grid_code.encode()))
+    offsets = tuple(int(k) for k in rng.integers(0, CYCLE_DAYS // 7, len(rows)))
+    cycle = energy.load_wh[rows, :CYCLE_INTERVALS]
+    series = np.stack(
+        [np.roll(cycle[i], -k * 7 * INTERVALS_PER_DAY) for i, k in enumerate(offsets)]
+    )
     series.setflags(write=False)
     return GridMeters(
         grid_code=grid_code,
         load_index=loads,
         profile=tuple(str(profiles.at[load]) for load in loads),
         meter=tuple(meter_address(grid_code, load) for load in loads),
+        week_offset=offsets,
         energy_wh=series,
     )
 

@@ -23,7 +23,7 @@ FEATURE_NAMES = (
     "level_log",  # log of window energy over the median history day
     "level_z",  # the same as a robust z-score (median, MAD of history days)
     "level_vs_community",  # level_log minus the community's median level_log
-    "level_residual",  # z of level_log vs a fit on the community's level over history days
+    "peer_level_z",  # level_log minus the peers' median level_log, in history's robust spread
     "floor_log",  # 10th-percentile interval vs history's: offsets lift the floor
     "peak_log",  # highest interval vs the 90th percentile of daily peaks
     "shape_drop",  # how much less the window follows the meter's typical day than usual
@@ -33,13 +33,16 @@ FEATURE_NAMES = (
     "replay_vs_community",  # replay_l1 vs the community's median (holidays repeat for all)
     "zero_excess",  # share of zero intervals above history's share
     "rough_log",  # interval-to-interval roughness vs history's
-    "level_cusum_low",  # one-sided CUSUM of level_residual since the judged week began
+    "level_cusum_low",  # one-sided CUSUM of peer_level_z since the judged week began
     "level_cusum_high",
     "shape_drop_3d",  # shape_drop averaged over the last three days of windows
     "peer_drop_3d",
 )
 CUSUM_SLACK = 0.5  # in robust-z units per window: ignore drifts smaller than this
 TRAILING_WINDOWS = 3 * INTERVALS_PER_DAY // WINDOW_STRIDE
+N_PEERS = 8
+TWIN_CORRELATION = 0.999  # history series this alike are copies of one profile, not peers
+MIN_LEVEL_SPREAD = 0.05  # log units: no meter is trusted to repeat its level closer than 5%
 
 
 def window_ends() -> npt.NDArray[np.int64]:
@@ -84,27 +87,45 @@ def _replay_features(
     return best_corr, best_l1
 
 
-def _level_residual(
-    daily: FloatArray, median_day: FloatArray, level_log: FloatArray
-) -> FloatArray:
-    """Robust z of each window's level against a per-meter linear fit on the community level.
+def _peers(history_level: FloatArray, history_wh: FloatArray) -> npt.NDArray[np.intp]:
+    """Per meter, the ``N_PEERS`` others whose daily level moved most like its own in history.
 
-    Weather and weekdays move every household together; the fit (28 history days) learns how
-    strongly this meter follows the community, so only its own deviation remains.
+    Exact (scaled) copies are skipped: a twin is not a peer, it would hide every deviation.
+    """
+    def unit_rows(a: FloatArray) -> FloatArray:
+        centred = a - a.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(centred, axis=1, keepdims=True)
+        unit: FloatArray = centred / np.where(norm > 0, norm, 1.0)
+        return unit
+
+    levels = unit_rows(history_level)
+    similarity = levels @ levels.T
+    shapes = unit_rows(history_wh)
+    similarity[shapes @ shapes.T > TWIN_CORRELATION] = -np.inf
+    np.fill_diagonal(similarity, -np.inf)
+    count = max(1, min(N_PEERS, len(similarity) - 1))
+    peers: npt.NDArray[np.intp] = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
+    return peers
+
+
+def _peer_level_z(
+    daily: FloatArray, median_day: FloatArray, level_log: FloatArray, history_wh: FloatArray
+) -> FloatArray:
+    """Robust z of each window's level against its peers' level, scaled by history's spread.
+
+    Weather, weekdays and seasons move similar households together; what is left after
+    subtracting the peers' median level is the meter's own deviation.
     """
     history_level = np.log((daily + WINDOW_INTERVALS) / (median_day[:, None] + WINDOW_INTERVALS))
-    community_history = np.median(history_level, axis=0)  # (days,)
-    centred = community_history - community_history.mean()
-    slope = (history_level - history_level.mean(axis=1, keepdims=True)) @ centred / max(
-        float(centred @ centred), 1e-9
+    peers = _peers(history_level, history_wh)
+    history_residual = history_level - np.median(history_level[peers], axis=1)
+    centre = np.median(history_residual, axis=1)
+    spread = np.maximum(
+        1.4826 * np.median(np.abs(history_residual - centre[:, None]), axis=1), MIN_LEVEL_SPREAD
     )
-    intercept = history_level.mean(axis=1) - slope * community_history.mean()
-    fitted = intercept[:, None] + slope[:, None] * community_history[None, :]
-    spread = 1.4826 * np.median(np.abs(history_level - fitted), axis=1) + 0.02
-    community_now = np.median(level_log, axis=0)  # (windows,)
-    predicted = intercept[:, None] + slope[:, None] * community_now[None, :]
-    residual: FloatArray = (level_log - predicted) / spread[:, None]
-    return residual
+    residual = level_log - np.median(level_log[peers], axis=1) - centre[:, None]
+    z: FloatArray = residual / spread[:, None]
+    return z
 
 
 def _cusum(z: FloatArray) -> FloatArray:
@@ -162,7 +183,7 @@ def window_features(reported_wh: Int64Array) -> FloatArray:
         level_log,
         (energy - median_day[:, None]) / mad_day[:, None],
         level_log - np.median(level_log, axis=0, keepdims=True),
-        _level_residual(daily, median_day, level_log),
+        _peer_level_z(daily, median_day, level_log, series[:, :HISTORY_INTERVALS]),
         np.log((np.quantile(x, 0.1, axis=-1) + 1.0) / (history_q10[:, None] + 1.0)),
         np.log((x.max(axis=-1) + 1.0) / (peak_q90[:, None] + 1.0)),
         shape_usual[:, None] - _corr(x, typical_windows),

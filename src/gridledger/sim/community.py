@@ -20,6 +20,7 @@ from gridledger.errors import ValidationError
 from gridledger.iotools.simbench import (
     INTERVALS_PER_DAY,
     PROFILE_INTERVAL_S,
+    Float64Array,
     GridEnergy,
     Int64Array,
     grid_energy_wh,
@@ -134,21 +135,30 @@ def _pv_arrays(
     pv_peak_w_range: tuple[int, int],
     use_grid_sgens: bool,
     rng: np.random.Generator,
+    pv_per_unit: Float64Array | None = None,
 ) -> list[tuple[Int64Array, str, int | None]]:
-    """``n_pv`` PV series: the grid's sgens (real profiles) first, then scaled PV profiles."""
+    """``n_pv`` PV series: the grid's sgens (real profiles) first, then scaled PV profiles.
+
+    With ``pv_per_unit`` (one value per window interval) the scaled PV follows it instead of
+    a SimBench profile (for example :func:`gridledger.sim.pv.pvlib_clear_sky_per_unit`).
+    """
     arrays: list[tuple[Int64Array, str, int | None]] = []
     n_sgens = len(energy.sgen_index) if use_grid_sgens else 0
     for row in rng.permutation(n_sgens)[:n_pv]:
         sgen = energy.sgen_index[int(row)]
         arrays.append((energy.sgen_wh[int(row)], f"sgen {sgen}", sgen))
-    names = pv_profile_names(net)
+    names = ("pvlib",) if pv_per_unit is not None else pv_profile_names(net)
     if len(arrays) < n_pv and not names:
         raise ValidationError("pv_share", "grid ships no PV profile to scale for extra PV")
     hours_per_interval = PROFILE_INTERVAL_S / 3600
     while len(arrays) < n_pv:
         name = names[int(rng.integers(len(names)))]
         peak_w = int(rng.integers(pv_peak_w_range[0] // 100, pv_peak_w_range[1] // 100 + 1)) * 100
-        per_unit = pv_profile_per_unit(net, name, start_day, energy.n_intervals)
+        per_unit = (
+            pv_per_unit
+            if pv_per_unit is not None
+            else pv_profile_per_unit(net, name, start_day, energy.n_intervals)
+        )
         wh = np.rint(per_unit * peak_w * hours_per_interval).astype(np.int64)
         arrays.append((wh, f"{name} x {peak_w} W", None))
     return arrays
@@ -165,15 +175,19 @@ def build_community(
     pv_peak_w_range: tuple[int, int] = (4_000, 10_000),
     battery_template: Battery = DEFAULT_BATTERY,
     use_grid_sgens: bool = True,
+    pv_per_unit: Float64Array | None = None,
 ) -> Community:
     """Households on real SimBench loads with real profiles; deterministic for a ``seed``.
 
     ``pv_share`` of households (rounded) get PV; ``battery_count`` get a battery, PV owners
     first, each starting half full. The window covers ``n_intervals`` from ``start_day``.
     ``use_grid_sgens=False`` gives every PV owner a rooftop-sized scaled profile instead of
-    the grid's (farm-sized, up to ~29 kWp) static generators.
+    the grid's (farm-sized, up to ~29 kWp) static generators. ``pv_per_unit`` replaces the
+    SimBench PV profiles of scaled rooftops by one given per-unit series (e.g. from pvlib).
     """
     _check_arguments(n_households, pv_share, battery_count, pv_peak_w_range)
+    if pv_per_unit is not None and np.shape(pv_per_unit) != (n_intervals,):
+        raise ValidationError("pv_per_unit", f"need {n_intervals} values, one per interval")
     net = load_lv_grid(grid_code)
     energy = grid_energy_wh(net, start_day, n_intervals)
     rng = np.random.default_rng(seed)
@@ -183,7 +197,9 @@ def build_community(
     pv_series = dict(
         zip(
             pv_slots,
-            _pv_arrays(net, energy, start_day, n_pv, pv_peak_w_range, use_grid_sgens, rng),
+            _pv_arrays(
+                net, energy, start_day, n_pv, pv_peak_w_range, use_grid_sgens, rng, pv_per_unit
+            ),
             strict=True,
         )
     )

@@ -29,7 +29,7 @@ from gridledger.errors import ChainError, ValidationError
 from gridledger.ledger import Ledger, Role
 from gridledger.market import Order, SignedOrder, sign_order
 from gridledger.metering import Gateway, Reading, sign_reading
-from gridledger.node import IntervalOutcome, MarketOperator, enrol_supplier
+from gridledger.node import IntervalOutcome, MarketOperator, enrol_supplier, save_deployment
 from gridledger.sim.community import Community, Household, build_community
 from gridledger.sim.strategies import TariffBand, zero_intelligence
 from gridledger.store import Meter, Participant, Store
@@ -174,6 +174,7 @@ class DayRunner:
         grid = self.ledger.deployment.grid_operator
         self.store.add_participant(Participant(grid, "grid_operator", 0, "grid operator"))
         supplier = enrol_supplier(self.ledger, self.store, SUPPLIER_DEPOSIT_MICRO)
+        save_deployment(self.store, self.ledger)
         self.operator = MarketOperator(
             self.store, self.ledger, settings, supplier, config.mechanism
         )

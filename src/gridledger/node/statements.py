@@ -1,0 +1,133 @@
+"""Build a participant's statement from the store, and read what the chain says about it.
+
+The statement's facts come from the operator's store; :func:`chain_commitments` reads the roots
+and the settlement entries' hash from the chain, and :func:`gridledger.settlement.statements.
+verify_statement` (pure) checks one against the other.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from eth_utils.crypto import keccak
+
+from gridledger.errors import ValidationError
+from gridledger.ledger import Ledger, pack_entries
+from gridledger.market import Order, TradeLine, order_leaf, trade_leaf
+from gridledger.merkle import build_tree
+from gridledger.metering import Reading, reading_leaf
+from gridledger.node.interval import signed_order
+from gridledger.settlement import StatementLine
+from gridledger.settlement.statements import (
+    IntervalStatement,
+    OnChainCommitment,
+    Proven,
+    Statement,
+)
+from gridledger.store import Store, TradeRow
+
+T = TypeVar("T")
+
+
+def month_range_s(month: str) -> tuple[int, int]:
+    """``"2016-06"`` -> (first second of the month, first second of the next), UTC."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        first = dt.datetime(year, number, 1, tzinfo=dt.UTC)
+    except ValueError:
+        raise ValidationError("month", f"expected YYYY-MM, got {month!r}") from None
+    days = calendar.monthrange(year, number)[1]
+    return int(first.timestamp()), int((first + dt.timedelta(days=days)).timestamp())
+
+
+def _proven(items: Sequence[T], leaf_of: Any, mine: Iterable[T]) -> tuple[Proven[T], ...]:
+    tree = build_tree([leaf_of(item) for item in items])
+    return tuple(Proven(item, tuple(tree.proof(leaf_of(item)))) for item in mine)
+
+
+def trade_line(row: TradeRow) -> TradeLine:
+    return TradeLine(
+        row.interval_start_s,
+        row.buyer,
+        row.buy_nonce,
+        row.seller,
+        row.sell_nonce,
+        row.energy_wh,
+        row.price_micro_per_kwh,
+        row.fee_micro_per_kwh,
+    )
+
+
+def interval_statement(
+    store: Store, participant: str, start_s: int, lines: Sequence[StatementLine]
+) -> IntervalStatement:
+    orders: list[Order] = [signed_order(r).order for r in store.orders_in_interval(start_s)]
+    trades = [trade_line(r) for r in store.trades_in_interval(start_s)]
+    readings: list[Reading] = [s.reading for s in store.readings_in_interval(start_s)]
+    meters = {m.address for m in store.meters() if m.owner == participant}
+    delta = sum(
+        s.delta_micro
+        for s in store.settlements_in_interval(start_s)
+        if s.participant == participant
+    )
+    return IntervalStatement(
+        start_s,
+        _proven(orders, order_leaf, [o for o in orders if o.participant == participant]),
+        _proven(trades, trade_leaf, [t for t in trades if participant in (t.buyer, t.seller)]),
+        _proven(readings, reading_leaf, [r for r in readings if r.meter in meters]),
+        tuple(lines),
+        delta,
+    )
+
+
+def build_statement(
+    store: Store, participant: str, from_s: int = 0, to_s: int = 2**62
+) -> Statement:
+    """The participant's statement over ``[from_s, to_s)``: every interval it has lines in."""
+    by_interval: dict[int, list[StatementLine]] = {}
+    for row in store.statement_lines_of(participant, from_s, to_s):
+        by_interval.setdefault(row.interval_start_s, []).append(
+            StatementLine(
+                row.participant,
+                row.kind,
+                row.energy_wh,
+                row.price_micro_per_kwh,
+                row.amount_micro,
+                row.counterparty,
+            )
+        )
+    intervals = tuple(
+        interval_statement(store, participant, start, lines)
+        for start, lines in sorted(by_interval.items())
+    )
+    return Statement(participant, from_s, to_s, intervals)
+
+
+def chain_commitments(
+    ledger: Ledger, store: Store, statement: Statement
+) -> dict[int, OnChainCommitment]:
+    """Roots from the chain; the participant's delta from the store's entries, accepted only
+    when they hash to the ``entriesHash`` the Market contract emitted when it settled."""
+    settled_hash = {
+        int(e.args["intervalStartS"]): bytes.fromhex(str(e.args["entriesHash"])[2:])
+        for e in ledger.events()
+        if e.name == "IntervalSettled"
+    }
+    out = {}
+    for interval in statement.intervals:
+        start = interval.interval_start_s
+        on_chain = ledger.interval(start)
+        deltas = {s.participant: s.delta_micro for s in store.settlements_in_interval(start)}
+        proven = keccak(b"".join(pack_entries(deltas))) == settled_hash.get(start)
+        delta = deltas.get(statement.participant, 0) if proven else None
+        out[start] = OnChainCommitment(
+            on_chain.orders_root,
+            on_chain.result_root,
+            on_chain.readings_root,
+            on_chain.settled,
+            delta,
+        )
+    return out

@@ -1,0 +1,168 @@
+"""Participant statements and their verification against on-chain commitments (pure).
+
+A statement lists, per interval, the participant's orders, trades and meter readings, each with
+its Merkle proof against the roots the operator committed on-chain, and the settlement lines
+(trades, grid fees, imbalance with the grid supplier) that sum to the participant's on-chain delta.
+:func:`verify_statement` recomputes every line from the proven facts and the public tariffs, so a
+participant can check its bill without trusting the operator; each problem names the failing line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from gridledger.market import Order, TradeLine, order_leaf, trade_leaf
+from gridledger.merkle import verify_proof
+from gridledger.metering import Reading, reading_leaf
+from gridledger.settlement._delivery import (
+    Delivery,
+    StatementLine,
+    Tariffs,
+    settle_with_delivery,
+)
+from gridledger.settlement._netting import SettledTrade
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Proven(Generic[T]):
+    """A committed fact with its Merkle proof."""
+
+    item: T
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class IntervalStatement:
+    interval_start_s: int
+    orders: tuple[Proven[Order], ...]
+    trades: tuple[Proven[TradeLine], ...]
+    readings: tuple[Proven[Reading], ...]
+    lines: tuple[StatementLine, ...]
+    delta_micro: int  # what the operator says moved in the participant's escrow
+
+    @property
+    def total_micro(self) -> int:
+        return sum(line.amount_micro for line in self.lines)
+
+
+@dataclass(frozen=True)
+class Statement:
+    participant: str
+    from_s: int
+    to_s: int
+    intervals: tuple[IntervalStatement, ...]
+
+    @property
+    def total_micro(self) -> int:
+        return sum(i.total_micro for i in self.intervals)
+
+
+@dataclass(frozen=True)
+class OnChainCommitment:
+    """What the chain holds for one interval (read by the caller, trusted by nobody else)."""
+
+    orders_root: bytes
+    result_root: bytes
+    readings_root: bytes
+    settled: bool
+    participant_delta_micro: int | None  # from the settlement entries proven by the event hash
+
+
+def _unproven(
+    name: str, items: Sequence[Proven[Any]], leaf_of: Callable[[Any], bytes], root: bytes
+) -> list[str]:
+    return [
+        f"{name} {n}: its Merkle proof does not match the on-chain root"
+        for n, proven in enumerate(items, 1)
+        if not verify_proof(leaf_of(proven.item), proven.proof, root)
+    ]
+
+
+def _proof_problems(interval: IntervalStatement, chain: OnChainCommitment) -> list[str]:
+    return (
+        _unproven("order", interval.orders, order_leaf, chain.orders_root)
+        + _unproven("trade", interval.trades, trade_leaf, chain.result_root)
+        + _unproven("reading", interval.readings, reading_leaf, chain.readings_root)
+    )
+
+
+def expected_lines(
+    interval: IntervalStatement,
+    participant: str,
+    tariffs: Tariffs,
+    grid_operator: str,
+    supplier: str,
+) -> list[StatementLine]:
+    """The participant's lines recomputed from its proven trades and readings."""
+    trades = [
+        SettledTrade(
+            t.item.buyer,
+            t.item.seller,
+            t.item.energy_wh,
+            t.item.price_micro_per_kwh,
+            t.item.fee_micro_per_kwh,
+        )
+        for t in interval.trades
+    ]
+    delivery = Delivery(
+        sum(r.item.imported_wh for r in interval.readings),
+        sum(r.item.exported_wh for r in interval.readings),
+    )
+    settled = settle_with_delivery(
+        trades, {participant: delivery}, tariffs, grid_operator=grid_operator, supplier=supplier
+    )
+    return settled.lines_of(participant)
+
+
+def _line_problems(interval: IntervalStatement, expected: Sequence[StatementLine]) -> list[str]:
+    problems = []
+    given = list(interval.lines)
+    if len(given) != len(expected):
+        problems.append(
+            f"{len(given)} settlement lines where the proven facts give {len(expected)}"
+        )
+    for n, (line, want) in enumerate(zip(given, expected, strict=False), 1):
+        capped = line.kind.startswith("imbalance") and want.amount_micro <= line.amount_micro <= 0
+        if line != want and not (capped and line.kind == want.kind):
+            problems.append(
+                f"line {n} ({line.kind}): {line.amount_micro} micro, the proven facts "
+                f"give {want.amount_micro}"
+            )
+    return problems
+
+
+def verify_statement(
+    statement: Statement,
+    chain: Mapping[int, OnChainCommitment],
+    tariffs: Tariffs,
+    *,
+    grid_operator: str,
+    supplier: str,
+) -> list[str]:
+    """Every problem found, each naming the interval and the line; empty means verified."""
+    problems = []
+    for interval in statement.intervals:
+        where = f"interval {interval.interval_start_s}"
+        on_chain = chain.get(interval.interval_start_s)
+        if on_chain is None or not on_chain.settled:
+            problems.append(f"{where}: not settled on-chain")
+            continue
+        found = _proof_problems(interval, on_chain)
+        want = expected_lines(interval, statement.participant, tariffs, grid_operator, supplier)
+        found += _line_problems(interval, want)
+        if interval.total_micro != interval.delta_micro:
+            found.append(
+                f"lines sum to {interval.total_micro}, the statement's delta is "
+                f"{interval.delta_micro}"
+            )
+        if on_chain.participant_delta_micro != interval.delta_micro:
+            found.append(
+                f"on-chain delta {on_chain.participant_delta_micro} != statement "
+                f"{interval.delta_micro}"
+            )
+        problems += [f"{where}: {p}" for p in found]
+    return problems

@@ -1,0 +1,561 @@
+"""Run a scenario: community, market, power flow and settlement for every interval.
+
+This is an edge module (it loads SimBench data, runs pandapower and writes files); the steps it
+calls are the pure domain functions: strategies quote, :func:`gridledger.market.clear` (or the
+grid-aware :func:`gridledger.grid.clear_and_confirm`) clears, :func:`net_interval` settles.
+
+Work that does not depend on the market is done once, for the whole run, before the loop:
+flexible-load schedules, battery dispatch (batteries run for self-consumption), every
+household's net position and every bus's power. The loop then does, per interval, exactly one
+book, one clearing, one settlement and one AC power flow (plus, only in intervals where the
+plain market would break a limit, the grid-aware linear program and a confirming flow).
+
+The grid supplier is the buyer and seller of last resort: what a household does not trade
+locally it imports at the import tariff or exports at the feed-in tariff (curtailed energy is
+not paid). Chain "off" keeps settlement arithmetic in memory; chain "memory" hands each
+interval to an :class:`IntervalRecorder` (the CLI wires one onto ``gridledger.ledger``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandapower as pp
+
+from gridledger.errors import ConfigError
+from gridledger.grid import (
+    CommunityGrid,
+    GridLimits,
+    GridSensitivities,
+    PowerFlowResult,
+    clear_and_confirm,
+    compute_sensitivities,
+    place_on_grid,
+    run_slot_power_flow,
+    wh_to_mw,
+)
+from gridledger.iotools.simbench import INTERVALS_PER_DAY, grid_energy_wh, load_lv_grid
+from gridledger.market import Book, ClearingResult, clear
+from gridledger.market.orders import BUY, SELL
+from gridledger.settlement import IntervalSettlement, SettledTrade, net_interval
+from gridledger.sim.assets import Battery
+from gridledger.sim.community import Community, build_community
+from gridledger.sim.flexible import ShiftableLoad, schedule_days
+from gridledger.sim.kpis import EnergyTotals, Kpis, compute_kpis
+from gridledger.sim.pv import pvlib_clear_sky_per_unit
+from gridledger.sim.scenario import Scenario, load_scenario
+from gridledger.sim.strategies import (
+    OrderIntent,
+    Side,
+    TariffBand,
+    ZipTrader,
+    truthful,
+    zero_intelligence,
+)
+
+Int64Array = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+GRID_OPERATOR = "grid-operator"
+DEFAULT_OUT_DIR = Path(".gridledger") / "sim"
+Progress = Callable[[int, int], None]
+
+
+class IntervalRecorder(Protocol):
+    """Records one settled interval somewhere durable (a chain); returns the gas it used."""
+
+    def record(
+        self,
+        interval: int,
+        result: ClearingResult,
+        settlement: IntervalSettlement,
+        participants: Sequence[str],
+    ) -> int: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Physics:
+    """Everything the market does not change, for the whole run (rows: households)."""
+
+    community: Community
+    load_wh: Int64Array  # household load including flexible load
+    pv_wh: Int64Array
+    net_wh: Int64Array  # after batteries: + needs energy, - has surplus
+    soc_wh: Int64Array  # one row per battery
+    battery_capacity_wh: Int64Array
+    slot_p_mw: FloatArray  # (buses, intervals): consumption with every order in full
+    grid: CommunityGrid
+    sensitivities: GridSensitivities | None
+
+
+@dataclass(frozen=True, eq=False)
+class IntervalSeries:
+    """Per-interval results (NaN price: nothing cleared; NaN flow values: no convergence)."""
+
+    clearing_price_micro_per_kwh: FloatArray
+    local_traded_wh: Int64Array
+    curtailed_wh: Int64Array
+    trades: Int64Array
+    trades_changed: Int64Array
+    max_line_loading_percent: FloatArray
+    max_trafo_loading_percent: FloatArray
+    min_vm_pu: FloatArray
+    max_vm_pu: FloatArray
+    ext_grid_p_mw: FloatArray
+    unconstrained_max_trafo_loading_percent: FloatArray
+    unconstrained_over_limits: npt.NDArray[np.bool_]  # the plain market's flow breaks a limit
+
+    @classmethod
+    def empty(cls, n: int) -> IntervalSeries:
+        def nan() -> FloatArray:
+            return np.full(n, np.nan)
+
+        def zeros() -> Int64Array:
+            return np.zeros(n, dtype=np.int64)
+
+        return cls(
+            nan(),
+            zeros(),
+            zeros(),
+            zeros(),
+            zeros(),
+            *(nan() for _ in range(6)),
+            np.zeros(n, dtype=np.bool_),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioResult:
+    scenario: Scenario
+    kpis: Kpis
+    summary: dict[str, Any]
+    series: IntervalSeries
+    household_names: tuple[str, ...]
+    baseline_bill_micro: Int64Array
+    market_bill_micro: Int64Array
+    soc_wh: Int64Array
+    battery_capacity_wh: Int64Array
+    json_path: Path | None = None
+    html_path: Path | None = None
+
+
+@dataclass
+class _Accounts:
+    market_bill_micro: Int64Array
+    buy_orders_wh: int = 0
+    local_traded_wh: int = 0
+    supplier_import_wh: int = 0
+    supplier_export_wh: int = 0
+    curtailed_wh: int = 0
+    gas_used: int = 0
+    grid_aware_intervals: int = 0
+    unresolved_intervals: int = 0
+    fees_micro: int = 0
+    zip_traders: dict[int, ZipTrader] = field(default_factory=dict)
+    index_of: dict[str, int] = field(default_factory=dict)
+
+
+def limits_of(scenario: Scenario) -> GridLimits:
+    return GridLimits(
+        scenario.max_line_loading_percent,
+        scenario.max_trafo_loading_percent,
+        scenario.min_vm_pu,
+        scenario.max_vm_pu,
+    )
+
+
+def build_net(scenario: Scenario) -> pp.pandapowerNet:
+    """The scenario's SimBench grid with its rating overrides applied."""
+    net = load_lv_grid(scenario.grid_code)
+    if scenario.transformer_sn_mva is not None:
+        net.trafo["sn_mva"] = scenario.transformer_sn_mva
+    net.line["max_i_ka"] = net.line["max_i_ka"] * scenario.line_rating_scale
+    return net
+
+
+def build_scenario_community(scenario: Scenario) -> Community:
+    pv_per_unit = (
+        pvlib_clear_sky_per_unit(
+            scenario.latitude,
+            scenario.longitude,
+            scenario.start_date,
+            scenario.n_intervals,
+            tilt_deg=scenario.tilt_deg,
+            azimuth_deg=scenario.azimuth_deg,
+        )
+        if scenario.pv_source == "pvlib"
+        else None
+    )
+    return build_community(
+        n_households=scenario.households,
+        seed=scenario.seed,
+        pv_share=scenario.pv_share,
+        battery_count=round(scenario.battery_share * scenario.households),
+        grid_code=scenario.grid_code,
+        start_day=scenario.start_date,
+        n_intervals=scenario.n_intervals,
+        pv_peak_w_range=(scenario.pv_peak_w_min, scenario.pv_peak_w_max),
+        battery_template=Battery(scenario.battery_capacity_wh, scenario.battery_max_power_w),
+        use_grid_sgens=False,  # the grid's sgens are farm-sized, not rooftops
+        pv_per_unit=pv_per_unit,
+    )
+
+
+def _flexible_wh(scenario: Scenario, community: Community) -> Int64Array:
+    """Flexible load per household: a shiftable load placed where community surplus peaks."""
+    n, steps = len(community.households), community.n_intervals
+    flexible = np.zeros((n, steps), dtype=np.int64)
+    count = round(scenario.flexible_share * n)
+    if count == 0 or scenario.flexible_daily_energy_wh == 0:
+        return flexible
+    per_hour = INTERVALS_PER_DAY // 24
+    load = ShiftableLoad(
+        scenario.flexible_daily_energy_wh,
+        scenario.flexible_max_power_w,
+        scenario.flexible_window_start_hour * per_hour,
+        scenario.flexible_window_end_hour * per_hour,
+    )
+    surplus = sum(h.pv_wh - h.load_wh for h in community.households)
+    schedule = schedule_days(load, surplus, community.interval_length_s, INTERVALS_PER_DAY)
+    chosen = np.random.default_rng(scenario.seed + 1).permutation(n)[:count]
+    flexible[chosen] = schedule
+    return flexible
+
+
+def _dispatch_batteries(
+    community: Community, net_before_wh: Int64Array
+) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """Self-consumption dispatch of every battery over the run (independent of the market)."""
+    net_wh = net_before_wh.copy()
+    owners = [i for i, h in enumerate(community.households) if h.battery is not None]
+    soc = np.zeros((len(owners), community.n_intervals), dtype=np.int64)
+    capacity = np.zeros(len(owners), dtype=np.int64)
+    for row, owner in enumerate(owners):
+        battery = community.households[owner].battery
+        assert battery is not None
+        capacity[row] = battery.capacity_wh
+        length_s = community.interval_length_s
+        for step, need_wh in enumerate(net_before_wh[owner].tolist()):
+            flow_wh, battery = battery.dispatch(need_wh, length_s)
+            net_wh[owner, step] += flow_wh
+            soc[row, step] = battery.soc_wh
+    return net_wh, soc, capacity
+
+
+def prepare_physics(scenario: Scenario) -> Physics:
+    """Community, assets and every interval's bus powers, computed once for the whole run."""
+    community = build_scenario_community(scenario)
+    households = community.households
+    load_wh = np.stack([h.load_wh for h in households]) + _flexible_wh(scenario, community)
+    pv_wh = np.stack([h.pv_wh for h in households])
+    net_wh, soc, capacity = _dispatch_batteries(community, load_wh - pv_wh)
+    net = build_net(scenario)
+    background = (
+        grid_energy_wh(net, scenario.start_date, scenario.n_intervals)
+        if scenario.background
+        else None
+    )
+    grid = place_on_grid(net, households, background)
+    slot_p_mw = (
+        grid.background_p_mw.copy()
+        if grid.background_p_mw is not None
+        else np.zeros((len(grid.buses), scenario.n_intervals))
+    )
+    rows = [grid.position_of_bus(h.bus) for h in households]
+    np.add.at(slot_p_mw, rows, wh_to_mw(net_wh, community.interval_length_s))
+    sensitivities = (
+        compute_sensitivities(grid, sorted({h.bus for h in households}))
+        if scenario.grid_aware
+        else None
+    )
+    return Physics(
+        community, load_wh, pv_wh, net_wh, soc, capacity, slot_p_mw, grid, sensitivities
+    )
+
+
+def _quote(
+    scenario: Scenario,
+    household: int,
+    net_wh: int,
+    band: TariffBand,
+    rng: np.random.Generator,
+    accounts: _Accounts,
+) -> OrderIntent | None:
+    if scenario.strategy == "truthful":
+        return truthful(net_wh, band)
+    if scenario.strategy == "zi":
+        return zero_intelligence(net_wh, band, rng)
+    trader = accounts.zip_traders.setdefault(household, ZipTrader())
+    return trader.quote(net_wh, band)
+
+
+def _book(
+    scenario: Scenario, positions: Int64Array, band: TariffBand, rng: np.random.Generator, acc: _Accounts
+) -> Book:
+    ids, sides, energy, prices = [], [], [], []
+    for household in np.flatnonzero(positions).tolist():
+        intent = _quote(scenario, household, int(positions[household]), band, rng, acc)
+        if intent is None:
+            continue
+        ids.append(household)
+        sides.append(BUY if intent.side is Side.BUY else SELL)
+        energy.append(intent.energy_wh)
+        prices.append(intent.price_micro_per_kwh)
+    return Book.from_arrays(
+        np.asarray(ids, dtype=np.int64),
+        np.asarray(sides, dtype=np.int64),
+        np.asarray(energy, dtype=np.int64),
+        np.asarray(prices, dtype=np.int64),
+    )
+
+
+def _record_flow(series: IntervalSeries, step: int, flow: PowerFlowResult) -> None:
+    series.max_line_loading_percent[step] = flow.max_line_loading_percent
+    series.max_trafo_loading_percent[step] = flow.max_trafo_loading_percent
+    series.min_vm_pu[step] = flow.min_vm_pu
+    series.max_vm_pu[step] = flow.max_vm_pu
+    series.ext_grid_p_mw[step] = flow.ext_grid_p_mw
+
+
+def _settle(
+    scenario: Scenario,
+    names: Sequence[str],
+    result: ClearingResult,
+    curtailed_wh: Int64Array,
+    acc: _Accounts,
+) -> IntervalSettlement:
+    """Local trades netted (what a chain would settle) plus the supplier's last-resort bill."""
+    book, t = result.book, result.trades
+    ids = book.ids
+    trades = [
+        SettledTrade(names[ids[b]], names[ids[s]], e, p, f)
+        for b, s, e, p, f in zip(
+            t.buy_row.tolist(),
+            t.sell_row.tolist(),
+            t.energy_wh.tolist(),
+            t.price_micro_per_kwh.tolist(),
+            t.fee_micro_per_kwh.tolist(),
+            strict=True,
+        )
+    ]
+    settlement = net_interval(trades, GRID_OPERATOR)
+    is_buy = book.side == BUY
+    residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
+    # floored per household and interval, like every trade amount (the credit is floored too)
+    import_micro = residual_wh * scenario.import_price_micro_per_kwh // 1000
+    feed_in_micro = residual_wh * scenario.feed_in_price_micro_per_kwh // 1000
+    np.add.at(acc.market_bill_micro, ids, np.where(is_buy, import_micro, -feed_in_micro))
+    for account, delta in settlement.deltas_micro.items():
+        if account != GRID_OPERATOR:
+            acc.market_bill_micro[acc.index_of[account]] -= delta
+    acc.buy_orders_wh += int(book.energy_wh[is_buy].sum())
+    acc.local_traded_wh += result.cleared_energy_wh
+    acc.supplier_import_wh += int(residual_wh[is_buy].sum())
+    acc.supplier_export_wh += int(residual_wh[~is_buy].sum())
+    acc.curtailed_wh += int(curtailed_wh.sum())
+    acc.fees_micro += settlement.fees_micro
+    return settlement
+
+
+def _learn(scenario: Scenario, book: Book, price: int | None, band: TariffBand, acc: _Accounts) -> None:
+    if scenario.strategy != "zip":
+        return
+    for household, side in zip(book.ids.tolist(), book.side.tolist(), strict=True):
+        trader = acc.zip_traders[household]
+        acc.zip_traders[household] = trader.observe(
+            Side.BUY if side == BUY else Side.SELL, price, band
+        )
+
+
+def _run_interval(
+    scenario: Scenario,
+    physics: Physics,
+    step: int,
+    band: TariffBand,
+    rng: np.random.Generator,
+    acc: _Accounts,
+    series: IntervalSeries,
+) -> tuple[ClearingResult, IntervalSettlement]:
+    book = _book(scenario, physics.net_wh[:, step], band, rng, acc)
+    slot_p_mw = physics.slot_p_mw[:, step]
+    curtailed = np.zeros(len(book), dtype=np.int64)
+    if physics.sensitivities is not None and len(book):
+        buses = [physics.community.households[i].bus for i in book.ids.tolist()]
+        confirmed = clear_and_confirm(
+            physics.grid,
+            physics.sensitivities,
+            book,
+            buses,
+            book.side == SELL,
+            slot_p_mw,
+            limits=limits_of(scenario),
+            interval_length_s=scenario.interval_length_s,
+            mechanism=scenario.mechanism,
+            grid_fee_micro_per_kwh=scenario.grid_fee_micro_per_kwh,
+        )
+        result, flow = confirmed.clearing.result, confirmed.flow
+        curtailed = confirmed.clearing.curtailed_wh
+        series.trades_changed[step] = confirmed.clearing.trades_changed
+        unconstrained = confirmed.unconstrained_flow
+        acc.grid_aware_intervals += int(confirmed.attempts > 0)
+        acc.unresolved_intervals += int(bool(flow.violations(limits_of(scenario))))
+    else:
+        result = clear(book, scenario.mechanism, scenario.grid_fee_micro_per_kwh)
+        flow = unconstrained = run_slot_power_flow(physics.grid, slot_p_mw)
+    _record_flow(series, step, flow)
+    series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
+    series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
+    names = [h.name for h in physics.community.households]
+    settlement = _settle(scenario, names, result, curtailed, acc)
+    price = result.clearing_price_micro_per_kwh
+    if result.cleared_energy_wh:
+        series.clearing_price_micro_per_kwh[step] = (
+            price if price is not None else settlement.paid_to_sellers_micro * 1000 / result.cleared_energy_wh
+        )
+    series.local_traded_wh[step] = result.cleared_energy_wh
+    series.curtailed_wh[step] = int(curtailed.sum())
+    series.trades[step] = len(result.trades)
+    _learn(scenario, book, price, band, acc)
+    return result, settlement
+
+
+def baseline_bills_micro(net_wh: Int64Array, scenario: Scenario) -> Int64Array:
+    """Each household's bill without a market: imports at the tariff, exports at feed-in."""
+    imported = np.clip(net_wh, 0, None) * scenario.import_price_micro_per_kwh // 1000
+    exported = np.clip(-net_wh, 0, None) * scenario.feed_in_price_micro_per_kwh // 1000
+    bills: Int64Array = (imported - exported).sum(axis=1)
+    return bills
+
+
+def run_scenario(
+    source: Scenario | str | Path,
+    progress: Progress | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    recorder: IntervalRecorder | None = None,
+    write_files: bool = True,
+) -> ScenarioResult:
+    """Run every interval of a scenario; write ``summary.json`` and ``report.html``.
+
+    ``progress(done, total)`` is called after each interval. Files go to ``out_dir``
+    (default ``.gridledger/sim/<scenario name>``) unless ``write_files`` is False.
+    """
+    scenario = source if isinstance(source, Scenario) else load_scenario(source)
+    if scenario.chain == "memory" and recorder is None:
+        raise ConfigError(
+            "run.chain: 'memory' needs an IntervalRecorder (the CLI wires the ledger); "
+            "use chain = \"off\" for market, power flow and settlement arithmetic only"
+        )
+    began = time.perf_counter()
+    physics = prepare_physics(scenario)
+    prepared_s = time.perf_counter() - began
+    n_steps, names = scenario.n_intervals, [h.name for h in physics.community.households]
+    band = TariffBand(scenario.feed_in_price_micro_per_kwh, scenario.import_price_micro_per_kwh)
+    rng = np.random.default_rng(scenario.seed)
+    acc = _Accounts(
+        market_bill_micro=np.zeros(len(names), dtype=np.int64),
+        index_of={name: i for i, name in enumerate(names)},
+    )
+    series = IntervalSeries.empty(n_steps)
+    for step in range(n_steps):
+        result, settlement = _run_interval(scenario, physics, step, band, rng, acc, series)
+        if recorder is not None:
+            acc.gas_used += recorder.record(step, result, settlement, names)
+        if progress is not None:
+            progress(step + 1, n_steps)
+    result = _finish(scenario, physics, acc, series, time.perf_counter() - began, prepared_s)
+    if not write_files:
+        return result
+    from gridledger.sim.report import write_report
+
+    folder = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR / scenario.name
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "summary.json"
+    json_path.write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
+    html_path = write_report(result, folder / "report.html")
+    return ScenarioResult(**{**result.__dict__, "json_path": json_path, "html_path": html_path})
+
+
+def _finish(
+    scenario: Scenario,
+    physics: Physics,
+    acc: _Accounts,
+    series: IntervalSeries,
+    wall_time_s: float,
+    prepared_s: float,
+) -> ScenarioResult:
+    baseline = baseline_bills_micro(physics.net_wh, scenario)
+    limits = limits_of(scenario)
+    outside = ~((series.min_vm_pu >= limits.min_vm_pu) & (series.max_vm_pu <= limits.max_vm_pu))
+    energy = EnergyTotals(
+        demand_wh=int(physics.load_wh.sum()),
+        pv_generated_wh=int(physics.pv_wh.sum()),
+        buy_orders_wh=acc.buy_orders_wh,
+        local_traded_wh=acc.local_traded_wh,
+        supplier_import_wh=acc.supplier_import_wh,
+        supplier_export_wh=acc.supplier_export_wh,
+        curtailed_wh=acc.curtailed_wh,
+    )
+    kpis = compute_kpis(
+        energy,
+        int(baseline.sum()),
+        int(acc.market_bill_micro.sum()),
+        series.ext_grid_p_mw,
+        series.max_line_loading_percent,
+        series.max_trafo_loading_percent,
+        outside,
+        scenario.interval_length_s,
+        acc.gas_used,
+    )
+    names = tuple(h.name for h in physics.community.households)
+    summary = {
+        "scenario": {k: v for k, v in scenario.__dict__.items()},
+        "kpis": kpis.to_dict(),
+        "energy_wh": energy.__dict__,
+        "intervals": scenario.n_intervals,
+        "households": len(names),
+        "batteries": int(physics.soc_wh.shape[0]),
+        "trades": int(series.trades.sum()),
+        "grid_fees_micro": acc.fees_micro,
+        "grid_aware_intervals": acc.grid_aware_intervals,
+        "trades_changed_by_grid_awareness": int(series.trades_changed.sum()),
+        "intervals_over_limits": int(_over_limits(series, limits).sum()),
+        "intervals_over_limits_without_grid_awareness": int(
+            series.unconstrained_over_limits.sum()
+        ),
+        "unresolved_intervals": acc.unresolved_intervals,
+        "bills_micro": {
+            name: {"baseline": int(b), "market": int(m)}
+            for name, b, m in zip(names, baseline, acc.market_bill_micro, strict=True)
+        },
+        "wall_time_s": round(wall_time_s, 2),
+        "setup_time_s": round(prepared_s, 2),
+    }
+    return ScenarioResult(
+        scenario=scenario,
+        kpis=kpis,
+        summary=summary,
+        series=series,
+        household_names=names,
+        baseline_bill_micro=baseline,
+        market_bill_micro=acc.market_bill_micro.copy(),
+        soc_wh=physics.soc_wh,
+        battery_capacity_wh=physics.battery_capacity_wh,
+    )
+
+
+def _over_limits(series: IntervalSeries, limits: GridLimits) -> npt.NDArray[np.bool_]:
+    within = (
+        (series.max_line_loading_percent <= limits.max_line_loading_percent)
+        & (series.max_trafo_loading_percent <= limits.max_trafo_loading_percent)
+        & (series.min_vm_pu >= limits.min_vm_pu)
+        & (series.max_vm_pu <= limits.max_vm_pu)
+    )
+    return ~within
+
