@@ -213,8 +213,8 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         Account memory acct = _accounts[account];
         // rootCount < 2**32: settleIntervalRoot casts it with SafeCast.
         // forge-lint: disable-next-line(unsafe-typecast)
-        uint32 rootCount = uint32(state.rootCount);
-        if (acct.claimedRootSeq != rootCount) revert UnclaimedSettlement(account, acct.claimedRootSeq, rootCount);
+        uint32 latestRoot = uint32(state.rootCount);
+        if (acct.claimedRootSeq != latestRoot) revert UnclaimedSettlement(account, acct.claimedRootSeq, latestRoot);
         uint256 amountMicro = request.amountMicro < acct.escrowMicro ? request.amountMicro : acct.escrowMicro;
         delete _withdrawals[account];
         // amountMicro <= escrowMicro, so it fits and the subtraction cannot underflow.
@@ -402,8 +402,8 @@ contract Market is AccessControl, ReentrancyGuardTransient {
             // Netting-root rule (2): an empty escrow has no unclaimed net debit, so the account
             // need not prove anything about roots it may never have been part of.
             // forge-lint: disable-next-line(unsafe-typecast)
-            uint32 rootCount = uint32(_progress.rootCount);
-            if (acct.claimedRootSeq < rootCount) acct.claimedRootSeq = rootCount;
+            uint32 latestRoot = uint32(_progress.rootCount);
+            if (acct.claimedRootSeq < latestRoot) acct.claimedRootSeq = latestRoot;
         }
         acct.escrowMicro = escrowMicro + SafeCast.toUint128(amountMicro);
         emit Deposited(account, msg.sender, amountMicro);

@@ -31,7 +31,7 @@ def fast_settings(db_url: str, tmp: Path, **changes: Any) -> Settings:
         chain="memory",
         db_url=db_url,
         speed=180,
-        settle_grace_s=60,
+        settle_grace_s=360,  # 2 wall seconds for the meters to report
         state_dir=str(tmp / "state"),
         rate_limit_participant_per_min=100_000,
         rate_limit_meter_per_min=100_000,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.support.services import REPO, Service, free_port, require_binary
@@ -94,4 +95,21 @@ def start_postgres(workdir: Path) -> Service:
     ]
     url = f"postgresql+psycopg://gridledger@127.0.0.1:{port}/postgres"
     service = Service("postgres", url, port, lambda: _popen(args, log, user), log=log)
-    return service.start()
+    service.start()
+    wait_for_postgres(port)
+    return service
+
+
+def wait_for_postgres(port: int, timeout_s: float = 30.0) -> None:
+    """The port opens before the server accepts sessions ("the database system is starting up")."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=gridledger dbname=postgres"):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

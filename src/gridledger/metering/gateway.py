@@ -39,8 +39,14 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         """The acknowledgement body: {"meter", "sequence", "status", "code"} (+ reason, id)."""
-        return {"meter": self.meter, "sequence": self.sequence, "status": self.status,
-                "code": self.code, "reason": self.reason, "readingId": self.reading_id}
+        return {
+            "meter": self.meter,
+            "sequence": self.sequence,
+            "status": self.status,
+            "code": self.code,
+            "reason": self.reason,
+            "readingId": self.reading_id,
+        }
 
 
 def wall_clock_s() -> int:
@@ -70,14 +76,21 @@ class Gateway:
             outcomes.append(None)
             verified.append(signed)
         stored = iter(self.store.insert_readings(verified, received_at_s=now_s))
-        return [out if out is not None else _from_store(signed, next(stored))
-                for out, signed in zip(outcomes, batch, strict=True)]
+        return [
+            out if out is not None else _from_store(signed, next(stored))
+            for out, signed in zip(outcomes, batch, strict=True)
+        ]
 
 
 def _rejected(signed: SignedReading, code: str, reason: str) -> Outcome:
     reading = signed.reading
-    log.warning("reading rejected: code=%s meter=%s sequence=%s %s",
-                code, reading.meter, reading.sequence, reason)
+    log.warning(
+        "reading rejected: code=%s meter=%s sequence=%s %s",
+        code,
+        reading.meter,
+        reading.sequence,
+        reason,
+    )
     return Outcome(reading.meter, reading.sequence, "rejected", code, reason)
 
 
@@ -85,8 +98,11 @@ def _from_store(signed: SignedReading, stored: InsertOutcome) -> Outcome:
     reading = signed.reading
     if stored.status == "replay":
         return _rejected(signed, "replay", f"sequence: {stored.reason}")
-    return Outcome(reading.meter, reading.sequence, stored.status, None, stored.reason,
-                   stored.reading_id)
+    if stored.status == "late":
+        return _rejected(signed, "out_of_window", f"interval_start_s: {stored.reason}")
+    return Outcome(
+        reading.meter, reading.sequence, stored.status, None, stored.reason, stored.reading_id
+    )
 
 
 def ingest_json(gateway: Gateway, payload: Any) -> list[dict[str, Any]]:
@@ -106,7 +122,14 @@ def ingest_json(gateway: Gateway, payload: Any) -> list[dict[str, Any]]:
         except ValidationError as exc:
             meter = item.get("meter") if isinstance(item, dict) else None
             sequence = item.get("sequence") if isinstance(item, dict) else None
-            parsed.append(Outcome(str(meter), sequence if isinstance(sequence, int) else -1,
-                                  "rejected", "malformed", str(exc)))
+            parsed.append(
+                Outcome(
+                    str(meter),
+                    sequence if isinstance(sequence, int) else -1,
+                    "rejected",
+                    "malformed",
+                    str(exc),
+                )
+            )
     stored = iter(gateway.ingest([p for p in parsed if isinstance(p, SignedReading)]))
     return [(p if isinstance(p, Outcome) else next(stored)).to_json() for p in parsed]

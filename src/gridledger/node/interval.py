@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from gridledger.config import Settings
 from gridledger.eip712 import address_of, key_from_seed
-from gridledger.errors import NotFoundError
-from gridledger.ledger import Deployment, Ledger, Role, TxResult
+from gridledger.errors import ConflictError, NotFoundError
+from gridledger.ledger import Deployment, Ledger, OnChainInterval, Role, TxResult
 from gridledger.market import (
     Book,
     ClearingResult,
@@ -168,31 +168,29 @@ class MarketOperator:
         }
 
     def settle_interval(self, start_s: int, result: ClearingResult) -> IntervalOutcome:
-        """Settle trades and metered delivery, commit the roots on-chain, then settle on-chain."""
+        """Settle trades and metered delivery, commit the roots on-chain, then settle on-chain.
+
+        Safe to call again after a crash: a commit or settlement the chain already holds is not
+        sent twice (the chain's own once-only checks back this up), so nobody is paid twice.
+        """
+        if self.store.interval_status(start_s) == "settled":
+            raise ConflictError(f"interval_start_s: {start_s} is already settled")
         lines = result_lines(result) if result.book.orders is not None else ()
-        trades = [
-            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
-            for t in lines
-        ]
-        deliveries = self.deliveries(start_s)
-        involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
-        settlement = settle_with_delivery(
-            trades,
-            deliveries,
-            self.tariffs,
-            grid_operator=self.ledger.deployment.grid_operator,
-            supplier=self.supplier,
-            escrow_micro={a: self.ledger.escrow_of(a) for a in involved},
-        )
-        readings = [s.reading for s in self.store.readings_in_interval(start_s)]
-        roots = (
-            orders_root(result.book.orders or ()),
-            result_root(result),
-            readings_root(readings),
-        )
+        on_chain = self.ledger.interval(start_s)
+        settlement = self.settlement_of(start_s, lines, cap_to_escrow=not on_chain.settled)
+        roots = self.roots_of(start_s, result)
         price = result.clearing_price_micro_per_kwh
-        commit = self.ledger.commit_interval(start_s, *roots, price or 0, result.cleared_energy_wh)
-        settle = self.ledger.settle_interval(start_s, settlement.deltas_micro)
+        if on_chain.committed:
+            self.check_committed(on_chain, roots)
+            commit = TxResult("", 0, 0)
+        else:
+            commit = self.ledger.commit_interval(
+                start_s, *roots, price or 0, result.cleared_energy_wh
+            )
+        if on_chain.settled:
+            settle = TxResult("", 0, 0)
+        else:
+            settle = self.ledger.settle_interval(start_s, settlement.deltas_micro)
         self.record(start_s, result, roots, (commit, settle), lines, settlement)
         return IntervalOutcome(
             start_s,
@@ -204,6 +202,38 @@ class MarketOperator:
             commit,
             settle,
         )
+
+    def settlement_of(
+        self, start_s: int, lines: Sequence[TradeLine], cap_to_escrow: bool
+    ) -> DeliverySettlement:
+        trades = [
+            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
+            for t in lines
+        ]
+        deliveries = self.deliveries(start_s)
+        involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
+        escrow = {a: self.ledger.escrow_of(a) for a in involved} if cap_to_escrow else None
+        return settle_with_delivery(
+            trades,
+            deliveries,
+            self.tariffs,
+            grid_operator=self.ledger.deployment.grid_operator,
+            supplier=self.supplier,
+            escrow_micro=escrow,
+        )
+
+    def roots_of(self, start_s: int, result: ClearingResult) -> tuple[bytes, bytes, bytes]:
+        readings = [s.reading for s in self.store.readings_in_interval(start_s)]
+        return (orders_root(result.book.orders or ()), result_root(result), readings_root(readings))
+
+    @staticmethod
+    def check_committed(on_chain: OnChainInterval, roots: tuple[bytes, bytes, bytes]) -> None:
+        committed = (on_chain.orders_root, on_chain.result_root, on_chain.readings_root)
+        if committed != roots:
+            raise ConflictError(
+                f"interval_start_s: {on_chain.interval_start_s} was committed on-chain with other "
+                "roots than the store now gives: the store changed after the commit"
+            )
 
     def record(
         self,

@@ -9,9 +9,11 @@ progress finish, and closes everything; a SIGKILL loses nothing either (see sche
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -35,7 +37,13 @@ SUPPLIER_DEPOSIT_MICRO = 1_000_000_000_000  # the supplier's escrow pays feed-in
 
 
 def _operator_key(settings: Settings) -> bytes | None:
-    return bytes.fromhex(settings.operator_key.removeprefix("0x")) or None
+    try:
+        key = bytes.fromhex(settings.operator_key.removeprefix("0x"))
+    except ValueError:
+        raise ConfigError("operator_key: not a hex private key") from None
+    if key and len(key) != 32:
+        raise ConfigError(f"operator_key: must be 32 bytes, got {len(key)}")
+    return key or None
 
 
 def open_ledger(settings: Settings, meta: NodeMeta) -> Ledger:
@@ -199,6 +207,16 @@ def run_node(settings: Settings) -> None:
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             node.market.hub.closed.set()  # ends the event streams so shutdown is quick
             super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal after its shutdown, which would kill the process
+            # before the scheduler finished its step; the node stops itself, then exits 0.
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
 
     config = uvicorn.Config(
         node.app(),

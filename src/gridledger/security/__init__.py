@@ -1,0 +1,49 @@
+"""Anomaly and intrusion detection with evidence on-chain (pure; the chain edge is ``onchain``).
+
+Meter streams: :func:`train_meter_detector` -> :class:`MeterDetector` (scikit-learn, versioned).
+Node traffic: :func:`detect_traffic` / :class:`TrafficDetector` over reason-coded events.
+Collaboration: :class:`DetectorNode` signs :class:`Evidence`; :class:`QuorumBook` applies the
+k-of-n rule the ``Evidence`` contract enforces. Measurement: :func:`evaluate`.
+"""
+
+from gridledger.security.evaluation import evaluate, format_report
+from gridledger.security.evidence import (
+    DetectorNode,
+    Evidence,
+    SignedEvidence,
+    verify_evidence_file,
+)
+from gridledger.security.findings import Finding, meter_findings, sign_findings
+from gridledger.security.meter_detector import MeterDetector, TrainingConfig, train_meter_detector
+from gridledger.security.quorum import Confirmation, QuorumBook, QuorumRule, Submission
+from gridledger.security.traffic import (
+    TrafficAlert,
+    TrafficDetector,
+    TrafficEvent,
+    TrafficRule,
+    detect_traffic,
+)
+
+__all__ = [
+    "Confirmation",
+    "DetectorNode",
+    "Evidence",
+    "Finding",
+    "MeterDetector",
+    "QuorumBook",
+    "QuorumRule",
+    "SignedEvidence",
+    "Submission",
+    "TrafficAlert",
+    "TrafficDetector",
+    "TrafficEvent",
+    "TrafficRule",
+    "TrainingConfig",
+    "detect_traffic",
+    "evaluate",
+    "format_report",
+    "meter_findings",
+    "sign_findings",
+    "train_meter_detector",
+    "verify_evidence_file",
+]

@@ -94,7 +94,9 @@ def _draw(spec: AttackSpec, rng: np.random.Generator) -> float:
     return value
 
 
-def _scaling(true: FloatArray, t: _Target, spec: AttackSpec, rng: np.random.Generator) -> FloatArray:
+def _scaling(
+    true: FloatArray, t: _Target, spec: AttackSpec, rng: np.random.Generator
+) -> FloatArray:
     out = true.copy()
     out[t.onset :] *= _draw(spec, rng)
     return out
@@ -147,14 +149,18 @@ def _theft_random(
     return out
 
 
-def _theft_cap(true: FloatArray, t: _Target, spec: AttackSpec, rng: np.random.Generator) -> FloatArray:
+def _theft_cap(
+    true: FloatArray, t: _Target, spec: AttackSpec, rng: np.random.Generator
+) -> FloatArray:
     cap = float(np.quantile(true[:HISTORY_INTERVALS], _draw(spec, rng)))
     out = true.copy()
     out[t.onset :] = np.minimum(out[t.onset :], cap)
     return out
 
 
-_ATTACKS: dict[str, Callable[[FloatArray, _Target, AttackSpec, np.random.Generator], FloatArray]] = {
+_ATTACKS: dict[
+    str, Callable[[FloatArray, _Target, AttackSpec, np.random.Generator], FloatArray]
+] = {
     "scaling": _scaling,
     "offset": _offset,
     "replay": _replay,

@@ -81,7 +81,9 @@ class AttackResult:
         }
 
 
-def judge_episode(flags: BoolArray, onset: npt.NDArray[np.int64]) -> tuple[int, int, int, list[int]]:
+def judge_episode(
+    flags: BoolArray, onset: npt.NDArray[np.int64]
+) -> tuple[int, int, int, list[int]]:
     """(TP, FN, FP, delays) of one episode's window flags, counted per meter."""
     ends = window_ends()
     tp = fn = fp = 0
@@ -129,7 +131,9 @@ def clean_false_positive_rate(detector: MeterDetector, held_out: list[Episode]) 
     """Share of clean held-out meter-days with a flagged window (and of meter-weeks)."""
     days = weeks = flagged_days = flagged_weeks = 0
     for ep in held_out:
-        flags = day_flags(detector.score_features(window_features(ep.energy_wh)) >= detector.threshold)
+        flags = day_flags(
+            detector.score_features(window_features(ep.energy_wh)) >= detector.threshold
+        )
         days += flags.size
         weeks += flags.shape[0]
         flagged_days += int(flags.sum())
@@ -152,7 +156,9 @@ def evaluate_detector(
     attacks: tuple[AttackSpec, ...] = EVAL_ATTACKS,
     seed: int = 0,
 ) -> dict[str, Any]:
-    results = [evaluate_attack(detector, spec, held_out, seed + i) for i, spec in enumerate(attacks)]
+    results = [
+        evaluate_attack(detector, spec, held_out, seed + i) for i, spec in enumerate(attacks)
+    ]
     return {
         "model_version": detector.version,
         "threshold": round(detector.threshold, 6),

@@ -92,6 +92,7 @@ def _peers(history_level: FloatArray, history_wh: FloatArray) -> npt.NDArray[np.
 
     Exact (scaled) copies are skipped: a twin is not a peer, it would hide every deviation.
     """
+
     def unit_rows(a: FloatArray) -> FloatArray:
         centred = a - a.mean(axis=1, keepdims=True)
         norm = np.linalg.norm(centred, axis=1, keepdims=True)

@@ -50,7 +50,7 @@ class TrainingConfig:
     calibration_episodes: tuple[int, ...] = TRAIN_EPISODES[-1:]
     attacks: tuple[AttackSpec, ...] = TRAIN_ATTACKS
     seed: int = 0
-    window_fpr: float = 0.002
+    window_fpr: float = 0.0015
     max_iter: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31

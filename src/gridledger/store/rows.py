@@ -8,7 +8,7 @@ from typing import Literal
 from gridledger.metering.reading import Reading, SignedReading
 
 IntervalStatus = Literal["open", "cleared", "committed", "settled"]
-InsertStatus = Literal["accepted", "duplicate", "replay"]
+InsertStatus = Literal["accepted", "duplicate", "replay", "late"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,7 @@ class Store:
         with self._write() as conn:
             self._lock_meters(conn, meters)
             outcomes, accepted = _classify(conn, batch)
+            accepted = _refuse_closed_intervals(conn, outcomes, accepted)
             ids = _insert_reading_rows(conn, accepted, received)
         id_of = {_key(s): new_id for (_, s), new_id in zip(accepted, ids, strict=True)}
         return [
@@ -273,6 +274,13 @@ class Store:
                 )
             )
         return row
+
+    def interval_status(self, interval_start_s: int) -> str | None:
+        """The interval's status, or None when the store has no row for it."""
+        c = t.intervals.c
+        with self._read() as conn:
+            status = conn.scalar(sa.select(c.status).where(c.interval_start_s == interval_start_s))
+        return None if status is None else str(status)
 
     def intervals(self, limit: int = 50) -> list[IntervalRow]:
         """The newest ``limit`` intervals, newest first."""
@@ -654,6 +662,30 @@ class _Classifier:
             and start != reading.interval_start_s
             for seq, start in neighbours
         )
+
+
+def _refuse_closed_intervals(
+    conn: sa.Connection,
+    outcomes: list[InsertOutcome | None],
+    accepted: list[tuple[int, SignedReading]],
+) -> list[tuple[int, SignedReading]]:
+    """A new reading for an interval already committed on-chain would change a published root:
+    it is refused as ``late`` (a resent copy of a stored reading stays a ``duplicate``)."""
+    starts = sorted({signed.reading.interval_start_s for _, signed in accepted})
+    c = t.intervals.c
+    closed: set[int] = set()
+    for chunk in _chunks(starts):
+        query = sa.select(c.interval_start_s).where(
+            c.interval_start_s.in_(chunk), c.status.in_(("committed", "settled"))
+        )
+        closed.update(int(start) for start in conn.scalars(query))
+    kept = []
+    for position, signed in accepted:
+        if signed.reading.interval_start_s in closed:
+            outcomes[position] = InsertOutcome("late", None, "interval already committed on-chain")
+        else:
+            kept.append((position, signed))
+    return kept
 
 
 def _classify(
