@@ -23,11 +23,12 @@ $(NODE_MODULES)/.installed: contracts/package.json contracts/package-lock.json
 demo: $(BIN)/.installed
 	$(BIN)/gridledger demo
 
-# Test services: installed from Debian when missing (we run as root here; otherwise via sudo).
+# Test services and the browser for the dashboard test: from Debian when missing (root, else sudo).
 services:
 	@need=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need="$$need mosquitto"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing test services:$$need"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \

@@ -376,3 +376,25 @@ def statement_json(built: Any) -> dict[str, Any]:
             for i in built.intervals
         ],
     }
+
+
+# -- the node -------------------------------------------------------------------------------
+@app.command()
+def node(
+    config: Path | None = typer.Option(None, "--config", help="TOML settings file."),
+    chain: str | None = typer.Option(None, help="'memory' or an EVM JSON-RPC URL."),
+    db: str | None = typer.Option(None, help="Database URL."),
+    speed: int | None = typer.Option(
+        None, help="Market seconds per wall second (60: 15 s/interval)."
+    ),
+    host: str | None = typer.Option(None, help="HTTP host (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="HTTP port (default 8000)."),
+) -> None:
+    """Run the market live: gateway, scheduler, settlement, REST API and dashboard."""
+    import logging
+
+    from gridledger.node.runner import node_settings, run_node
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with friendly_errors():
+        run_node(node_settings(config, chain, db, speed, host, port))

@@ -13,6 +13,8 @@ working around a :class:`ValidationError`). The API maps these classes to RFC 94
     │   └── ReadingRejected                 a meter reading failed verification (reason code)
     ├── NotFoundError (LookupError)         a participant, meter, interval or reading is unknown
     ├── AuthorizationError (PermissionError)  the caller may not do this
+    │   └── Unauthenticated                 no valid token: sign in first (HTTP 401)
+    ├── RateLimited (RuntimeError)          too many requests; carries retry_after_s (HTTP 429)
     ├── ConflictError (RuntimeError)        the state forbids it (committed twice, settled twice)
     ├── ChainError (RuntimeError)           the chain did not do what was asked
     │   ├── ContractRevert                  a call reverted; carries the custom error and args
@@ -71,6 +73,18 @@ class NotFoundError(GridledgerError, LookupError):
 
 class AuthorizationError(GridledgerError, PermissionError):
     """The caller is not allowed to do this."""
+
+
+class Unauthenticated(AuthorizationError):
+    """No valid token: sign in first (401, as opposed to 403 for a known caller)."""
+
+
+class RateLimited(GridledgerError, RuntimeError):
+    """Too many requests for one participant or meter; retry after ``retry_after_s``."""
+
+    def __init__(self, who: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"rate limit exceeded for {who}; retry after {retry_after_s:.1f} s")
 
 
 class ConflictError(GridledgerError, RuntimeError):

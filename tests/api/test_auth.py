@@ -34,8 +34,9 @@ def _challenge(world: World, actor: Actor) -> str:
 
 
 def _token(world: World, message: str, signature: str) -> httpx.Response:
-    return httpx.post(f"{world.url}/v1/auth/token",
-                      json={"message": message, "signature": signature})
+    return httpx.post(
+        f"{world.url}/v1/auth/token", json={"message": message, "signature": signature}
+    )
 
 
 def test_sign_in_issues_a_token_with_the_registry_role(world: World) -> None:
@@ -110,8 +111,12 @@ def test_token_bucket_refills_at_its_rate() -> None:
 
 
 def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
-    settings = fast_settings(f"sqlite:///{tmp_path / 'rl.sqlite'}", tmp_path,
-                             rate_limit_meter_per_min=3, rate_limit_participant_per_min=5)
+    settings = fast_settings(
+        f"sqlite:///{tmp_path / 'rl.sqlite'}",
+        tmp_path,
+        rate_limit_meter_per_min=3,
+        rate_limit_participant_per_min=5,
+    )
     with running_node(settings) as (_node, url, operator):
         household = enrol(url, operator, "rate-limited")
         domain = domain_of(url)

@@ -38,8 +38,9 @@ IDS = [f"{method} {path}" for method, path, _ in OPERATIONS]
 def _fresh_victim_order(world: World, nonce: int) -> int:
     start = open_interval_with_time_left(world.url)
     body = order_body(world.victim, domain_of(world.url), "sell", 50, 95_000, start, nonce)
-    response = httpx.post(f"{world.url}/v1/orders", json=body,
-                          headers=world.victim.participant.headers)
+    response = httpx.post(
+        f"{world.url}/v1/orders", json=body, headers=world.victim.participant.headers
+    )
     response.raise_for_status()
     return int(response.json()["id"])
 
@@ -73,8 +74,12 @@ def _request(world: World, method: str, path: str, operation: dict[str, Any]) ->
     body: Any = None
     if method == "POST":
         body = _body(world, path)
-    return {"method": method, "url": world.url + path.format(**path_values), "params": query,
-            "json": body}
+    return {
+        "method": method,
+        "url": world.url + path.format(**path_values),
+        "params": query,
+        "json": body,
+    }
 
 
 def _body(world: World, path: str) -> Any:
@@ -131,8 +136,9 @@ def test_access_matrix(world: World, method: str, path: str, operation: dict[str
 OWN_READS = [(m, p, op) for m, p, op in OPERATIONS if m == "GET" and op["x-access"] == "own"]
 
 
-@pytest.mark.parametrize(("method", "path", "operation"), OWN_READS,
-                         ids=[f"{m} {p}" for m, p, _ in OWN_READS])
+@pytest.mark.parametrize(
+    ("method", "path", "operation"), OWN_READS, ids=[f"{m} {p}" for m, p, _ in OWN_READS]
+)
 def test_owner_and_auditor_may_read_own_data(
     world: World, method: str, path: str, operation: dict[str, Any]
 ) -> None:
@@ -146,6 +152,9 @@ def test_owner_and_auditor_may_read_own_data(
 
 def test_operator_actions_work_for_the_operator(world: World) -> None:
     stranger = address_of(key_from_seed("stranger-operator-check"))
-    response = httpx.post(f"{world.url}/v1/participants", headers=world.operator.headers,
-                          json={"address": stranger, "role": "consumer", "deposit_micro": 5})
+    response = httpx.post(
+        f"{world.url}/v1/participants",
+        headers=world.operator.headers,
+        json={"address": stranger, "role": "consumer", "deposit_micro": 5},
+    )
     assert response.status_code == 201 and response.json()["escrow_micro"] == 5

@@ -76,8 +76,7 @@ def _book(positions: np.ndarray, ask_of: dict[int, int] | None = None) -> Book:
         side=np.where(positions[rows] > 0, BUY, SELL),
         energy_wh=np.abs(positions[rows]),
         price_micro_per_kwh=[
-            300_000 if positions[r] > 0 else asks.get(int(r), 80_000 + 1_000 * int(r))
-            for r in rows
+            300_000 if positions[r] > 0 else asks.get(int(r), 80_000 + 1_000 * int(r)) for r in rows
         ],
     )
 
@@ -90,7 +89,12 @@ def test_the_plain_market_overloads_the_small_transformer_and_grid_aware_does_no
     book = _book(positions)
     buses = [community.households[i].bus for i in book.ids]
     confirmed = clear_and_confirm(
-        grid, sensitivities, book, buses, book.side == SELL, _slots(grid, community, positions),
+        grid,
+        sensitivities,
+        book,
+        buses,
+        book.side == SELL,
+        _slots(grid, community, positions),
         grid_fee_micro_per_kwh=20_000,
     )
     assert confirmed.unconstrained_flow.max_trafo_loading_percent > 120.0
@@ -108,8 +112,12 @@ def test_the_plain_market_overloads_the_small_transformer_and_grid_aware_does_no
     trades = [
         SettledTrade(str(book.ids[b]), str(book.ids[s]), int(e), int(p), int(f))
         for b, s, e, p, f in zip(
-            result.trades.buy_row, result.trades.sell_row, result.trades.energy_wh,
-            result.trades.price_micro_per_kwh, result.trades.fee_micro_per_kwh, strict=True,
+            result.trades.buy_row,
+            result.trades.sell_row,
+            result.trades.energy_wh,
+            result.trades.price_micro_per_kwh,
+            result.trades.fee_micro_per_kwh,
+            strict=True,
         )
     ]
     settlement = net_interval(trades, "grid-operator")  # settlement works unchanged
@@ -159,7 +167,7 @@ def test_a_weak_line_curtails_cheap_sellers_behind_it_and_changes_trades(
     offered = _book(positions, {i: 80_000 for i in behind})
     # a heat pump near the transformer wants all the cheap energy behind the weak line
     heat_pump_wh = int(offered.energy_wh[np.isin(offered.ids, sorted(behind))].sum())
-    heat_pump_bus = next(h.bus for i, h in enumerate(households) if i not in behind)
+    heat_pump_bus = int(grid.net.trafo.lv_bus.iloc[0])  # the LV busbar: no line in between
     book = Book.from_arrays(
         ids=np.append(offered.ids, 1_000),
         side=np.append(offered.side, BUY),
@@ -168,6 +176,7 @@ def test_a_weak_line_curtails_cheap_sellers_behind_it_and_changes_trades(
     )
     slots[grid.position_of_bus(heat_pump_bus)] += float(wh_to_mw(heat_pump_wh, 900))
     row_bus = [households[i].bus if i < len(households) else heat_pump_bus for i in book.ids]
+    sensitivities = compute_sensitivities(grid, [*buses, heat_pump_bus])
     confirmed = clear_and_confirm(grid, sensitivities, book, row_bus, book.side == SELL, slots)
     assert confirmed.flow.violations() == ()
     withheld = {int(book.ids[r]) for r in np.flatnonzero(confirmed.clearing.curtailed_wh)}
@@ -185,7 +194,11 @@ def test_within_limits_nothing_changes(community: Community) -> None:
     book = _book(positions)
     columns = [sensitivities.column_of_bus(community.households[i].bus) for i in book.ids]
     clearing = clear_grid_aware(
-        book, columns, book.side == SELL, sensitivities, operating_point(grid.net),
+        book,
+        columns,
+        book.side == SELL,
+        sensitivities,
+        operating_point(grid.net),
         limits=GridLimits(),
     )
     plain = clear(book, "uniform")
@@ -216,8 +229,9 @@ def test_schedule_follows_the_withheld_energy(
     congested: tuple[CommunityGrid, GridSensitivities], community: Community
 ) -> None:
     grid, _ = congested
-    book = Book.from_arrays(ids=[0, 1], side=[SELL, BUY], energy_wh=[1_000, 500],
-                            price_micro_per_kwh=[80_000, 300_000])
+    book = Book.from_arrays(
+        ids=[0, 1], side=[SELL, BUY], energy_wh=[1_000, 500], price_micro_per_kwh=[80_000, 300_000]
+    )
     slot = grid.position_of_bus(community.households[0].bus)
     adjusted = schedule_slot_p_mw(
         grid, np.zeros(len(grid.buses)), book, [slot, slot], np.array([400, 100]), 900

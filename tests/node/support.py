@@ -79,17 +79,29 @@ class Household:
         return address_of(self.meter_key)
 
 
-def enrol(base_url: str, operator: Actor, name: str, deposit_micro: int = DEPOSIT_MICRO) -> Household:
+def enrol(
+    base_url: str, operator: Actor, name: str, deposit_micro: int = DEPOSIT_MICRO
+) -> Household:
     """The operator registers a household and its meter; the household signs in."""
     household = Household(Actor(key_from_seed(f"test-{name}")), key_from_seed(f"test-meter-{name}"))
-    body = {"address": household.participant.address, "role": "prosumer", "grid_node": 3,
-            "label": name, "deposit_micro": deposit_micro}
-    httpx.post(f"{base_url}/v1/participants", json=body, headers=operator.headers,
-               timeout=30).raise_for_status()
-    meter = {"address": household.meter, "owner": household.participant.address,
-             "rated_power_w": 30_000}
-    httpx.post(f"{base_url}/v1/meters", json=meter, headers=operator.headers,
-               timeout=30).raise_for_status()
+    body = {
+        "address": household.participant.address,
+        "role": "prosumer",
+        "grid_node": 3,
+        "label": name,
+        "deposit_micro": deposit_micro,
+    }
+    httpx.post(
+        f"{base_url}/v1/participants", json=body, headers=operator.headers, timeout=30
+    ).raise_for_status()
+    meter = {
+        "address": household.meter,
+        "owner": household.participant.address,
+        "rated_power_w": 30_000,
+    }
+    httpx.post(
+        f"{base_url}/v1/meters", json=meter, headers=operator.headers, timeout=30
+    ).raise_for_status()
     sign_in(base_url, household.participant)
     return household
 
@@ -100,23 +112,39 @@ def domain_of(base_url: str) -> Domain:
 
 
 def order_body(
-    household: Household, domain: Domain, side: str, energy_wh: int, price: int, start_s: int,
+    household: Household,
+    domain: Domain,
+    side: str,
+    energy_wh: int,
+    price: int,
+    start_s: int,
     nonce: int,
 ) -> dict[str, Any]:
     order = Order(household.participant.address, side, energy_wh, price, start_s, nonce)  # type: ignore[arg-type]
     signed = sign_order(order, household.participant.key, domain)
-    return {"participant": order.participant, "side": side, "energy_wh": energy_wh,
-            "price_micro_per_kwh": price, "interval_start_s": start_s, "nonce": nonce,
-            "signature": "0x" + signed.signature.hex()}
+    return {
+        "participant": order.participant,
+        "side": side,
+        "energy_wh": energy_wh,
+        "price_micro_per_kwh": price,
+        "interval_start_s": start_s,
+        "nonce": nonce,
+        "signature": "0x" + signed.signature.hex(),
+    }
 
 
 def reading_body(
-    household: Household, domain: Domain, start_s: int, imported_wh: int, exported_wh: int,
+    household: Household,
+    domain: Domain,
+    start_s: int,
+    imported_wh: int,
+    exported_wh: int,
     length_s: int = 900,
 ) -> dict[str, Any]:
     household.sequence += 1
-    reading = Reading(household.meter, household.sequence, start_s, length_s, imported_wh,
-                      exported_wh)
+    reading = Reading(
+        household.meter, household.sequence, start_s, length_s, imported_wh, exported_wh
+    )
     return signed_reading_to_json(sign_reading(reading, household.meter_key, domain))
 
 
@@ -139,7 +167,9 @@ def open_interval_with_time_left(base_url: str, min_wall_s: float = 1.5) -> int:
 
     def ready() -> int | None:
         status = market(base_url)
-        return status["open_interval_start_s"] if status["gate_closure_in_s"] >= min_wall_s else None
+        return (
+            status["open_interval_start_s"] if status["gate_closure_in_s"] >= min_wall_s else None
+        )
 
     return int(wait_for(ready, 30, "an open interval with time left"))
 

@@ -48,8 +48,11 @@ class NodeProcess:
         env = {k: v for k, v in env.items() if not k.startswith("GRIDLEDGER_")}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gridledger.node", "--config", str(self.config)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "gridledger", "node", "--config", str(self.config)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, timeout_s=60, proc=self.proc)
         return self
@@ -101,9 +104,10 @@ def _trade(url: str, a, b, start_s: int, nonce: int) -> list[httpx.Response]:  #
 def _deliver(url: str, a, b, start_s: int) -> None:  # type: ignore[no-untyped-def]
     domain = domain_of(url)
     wait_for(lambda: market(url)["market_time_s"] >= start_s + 900, 15, "the interval to end")
-    acks = httpx.post(f"{url}/v1/readings", json=[
-        reading_body(a, domain, start_s, 0, 1000), reading_body(b, domain, start_s, 800, 0)
-    ]).json()
+    acks = httpx.post(
+        f"{url}/v1/readings",
+        json=[reading_body(a, domain, start_s, 0, 1000), reading_body(b, domain, start_s, 800, 0)],
+    ).json()
     assert [ack["status"] for ack in acks] == ["accepted", "accepted"], acks
 
 
@@ -132,7 +136,9 @@ def test_node_settles_on_chain_and_survives_sigkill(node: NodeProcess, tmp_path:
     assert [r.json()["duplicate"] for r in again] == [True, True]
     wait_for(lambda: interval_status(url, second) == "cleared", 20, "gate closure after restart")
     cleared = httpx.get(f"{url}/v1/intervals/{second}").json()
-    assert cleared["cleared_energy_wh"] == 800 and cleared["clearing_price_micro_per_kwh"] == 140_000
+    assert (
+        cleared["cleared_energy_wh"] == 800 and cleared["clearing_price_micro_per_kwh"] == 140_000
+    )
     _deliver(url, a, b, second)
     wait_for(lambda: interval_status(url, second) == "settled", 20, "settlement after restart")
 

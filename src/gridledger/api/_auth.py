@@ -26,8 +26,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import is_checksum_address
 
-from gridledger.api._problems import RateLimited, Unauthenticated
-from gridledger.errors import ValidationError
+from gridledger.errors import RateLimited, Unauthenticated, ValidationError
 
 SIWE_STATEMENT = "Sign in to the gridledger energy market."
 NONCE_LIFETIME_S = 300

@@ -21,18 +21,6 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-class Unauthenticated(errors.AuthorizationError):
-    """No valid token: sign in first (401, as opposed to 403 for a known caller)."""
-
-
-class RateLimited(errors.GridledgerError):
-    """Too many requests for one participant or meter; retry after ``retry_after_s``."""
-
-    def __init__(self, who: str, retry_after_s: float) -> None:
-        self.retry_after_s = retry_after_s
-        super().__init__(f"rate limit exceeded for {who}; retry after {retry_after_s:.1f} s")
-
-
 class NotLive(errors.ConflictError):
     """The server replays a finished run: there is no live market to act on."""
 
@@ -44,9 +32,9 @@ _STATUS: tuple[tuple[type[errors.GridledgerError], int, str], ...] = (
     (errors.ValidationError, 422, "validation-error"),
     (errors.ConfigError, 500, "config-error"),
     (errors.NotFoundError, 404, "not-found"),
-    (Unauthenticated, 401, "unauthenticated"),
+    (errors.Unauthenticated, 401, "unauthenticated"),
     (errors.AuthorizationError, 403, "forbidden"),
-    (RateLimited, 429, "rate-limited"),
+    (errors.RateLimited, 429, "rate-limited"),
     (NotLive, 503, "market-not-live"),
     (errors.ConflictError, 409, "conflict"),
     (errors.ChainUnavailable, 503, "chain-unavailable"),
@@ -89,9 +77,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, errors.GridledgerError)
         status, body = problem_for(exc)
         headers: dict[str, str] = {}
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, errors.RateLimited):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-        if isinstance(exc, Unauthenticated):
+        if isinstance(exc, errors.Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="gridledger"'
         return problem_response(status, body, headers)
 

@@ -21,8 +21,7 @@ from gridledger.api._auth import (
     parse_siwe,
     recover_personal_sign,
 )
-from gridledger.api._problems import Unauthenticated
-from gridledger.errors import AuthorizationError, ValidationError
+from gridledger.errors import AuthorizationError, Unauthenticated, ValidationError
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"

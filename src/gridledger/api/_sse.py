@@ -23,7 +23,8 @@ HEARTBEAT_S = 10.0
 
 
 def sse_frame(event: NodeEvent) -> str:
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(event.data)}\n\n"
+    data = json.dumps({**event.data, "at_s": round(event.wall_s, 3)})
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
 
 
 async def _stream(

@@ -204,7 +204,8 @@ def solve(net: pp.pandapowerNet) -> bool:
 
     The time-series fast path: once a flow has converged, the next one starts from its results
     and reuses pandapower's internal matrices (``recycle``), updating only bus P/Q, which is all
-    an interval changes. After a failure the next flow starts afresh (``init="auto"``) and rebuilds everything.
+    an interval changes. After a failure the next flow starts afresh (``init="auto"``) and
+    rebuilds everything.
     """
     warm = bool(net.get("converged", False)) and "_ppc" in net and net._ppc is not None
     try:

@@ -7,6 +7,7 @@ from gridledger.ledger.client import (
     ChainEvent,
     Deployment,
     Ledger,
+    NettingAccount,
     OnChainInterval,
     OnChainParticipant,
     ParticipantClient,
@@ -14,12 +15,17 @@ from gridledger.ledger.client import (
     WithdrawalRequest,
 )
 from gridledger.ledger.entries import pack_entries, unpack_entry
+from gridledger.ledger.netting import NettingBook, NettingClaim, NettingRoot, netting_leaf
 from gridledger.ledger.sender import TxResult, TxStats
 
 __all__ = [
     "ChainEvent",
     "Deployment",
     "Ledger",
+    "NettingAccount",
+    "NettingBook",
+    "NettingClaim",
+    "NettingRoot",
     "OnChainInterval",
     "OnChainParticipant",
     "ParticipantClient",
@@ -27,6 +33,7 @@ __all__ = [
     "TxResult",
     "TxStats",
     "WithdrawalRequest",
+    "netting_leaf",
     "pack_entries",
     "unpack_entry",
 ]

@@ -17,9 +17,10 @@ from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 
 from gridledger.eip712 import Domain, address_of, key_from_seed
-from gridledger.errors import ChainUnavailable, ValidationError
+from gridledger.errors import ChainUnavailable, ConflictError, ValidationError
 from gridledger.ledger.artifacts import load_artifact
 from gridledger.ledger.entries import pack_entries
+from gridledger.ledger.netting import NettingBook, NettingClaim
 from gridledger.ledger.sender import TxResult, TxSender, TxStats
 from gridledger.ledger.transport import MEMORY, Connection, connect
 
@@ -44,10 +45,19 @@ _GAS = {
     "requestWithdrawal": 120_000,
     "withdraw": 150_000,
     "transfer": 21_000,
+    "settleIntervalRoot": 150_000,
+    "claim": 120_000,
+    "claimAndWithdraw": 250_000,
 }
 _SETTLE_BASE_GAS = 80_000
 # Worst case per entry: cold registry read + zero-to-nonzero escrow slot + calldata.
 _SETTLE_GAS_PER_ENTRY = 35_000
+# claimMany: ~22k per claim measured with 14-level proofs (contracts/test/NettingGas.t.sol);
+# a first claim into an empty account slot costs 17,100 more.
+_CLAIM_BASE_GAS = 60_000
+_CLAIM_GAS_PER_CLAIM = 50_000
+# 500 claims stay near 11M gas, well inside a 30M block even with first-time slots.
+DEFAULT_CLAIM_BATCH = 500
 
 
 class Role(IntEnum):
@@ -112,6 +122,15 @@ class WithdrawalRequest:
 
 
 @dataclass(frozen=True)
+class NettingAccount:
+    """Market.accountState: claimed escrow, root-path net applied so far, last root claimed."""
+
+    escrow_micro: int
+    applied_micro: int
+    claimed_root_seq: int
+
+
+@dataclass(frozen=True)
 class ChainEvent:
     """One decoded contract event, for the chain explorer."""
 
@@ -147,6 +166,7 @@ class Ledger:
         operator_key: bytes,
         confirmations: int = 0,
         sender: TxSender | None = None,
+        netting: NettingBook | None = None,
     ) -> None:
         self._conn = conn
         self._deployment = deployment
@@ -155,6 +175,8 @@ class Ledger:
         self.stats = self._sender.stats
         self._c = _Contracts(conn, deployment)
         self._market_allowance_ok = False
+        # Off-chain data of the netting-root path; persist it with to_json to survive restarts.
+        self.netting = netting or NettingBook()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -193,6 +215,7 @@ class Ledger:
         operator_key: bytes | None = None,
         *,
         confirmations: int = 0,
+        netting: NettingBook | None = None,
     ) -> Ledger:
         """A client of contracts deployed earlier (for "memory": earlier in this process)."""
         if chain == MEMORY:
@@ -205,7 +228,8 @@ class Ledger:
                 raise ValidationError(
                     "deployment", f"chain id {deployment.chain_id} != node's {conn.chain_id}"
                 )
-        return cls(conn, deployment, operator_key or conn.default_key(), confirmations)
+        key = operator_key or conn.default_key()
+        return cls(conn, deployment, key, confirmations, netting=netting)
 
     @property
     def deployment(self) -> Deployment:
@@ -284,6 +308,104 @@ class Ledger:
         entries = pack_entries(deltas_micro)
         gas = _SETTLE_BASE_GAS + _SETTLE_GAS_PER_ENTRY * len(entries)
         return self._send(self._c.market, "settleInterval", [interval_start_s, entries], gas)
+
+    def deposit_many(self, amounts_micro: Mapping[str, int]) -> list[TxResult]:
+        """Mint the total once, then escrow each amount (one depositFor per account)."""
+        self._approve_market()
+        total = sum(amounts_micro.values())
+        if total <= 0:
+            return []
+        self.mint(self.operator, total)
+        return [
+            self._send(self._c.market, "depositFor", [_addr(account), amount])
+            for account, amount in amounts_micro.items()
+        ]
+
+    # ------------------------------------------------------------ settlement by netting root
+
+    def settle_interval_root(
+        self, interval_start_s: int, deltas_micro: Mapping[str, int]
+    ) -> TxResult:
+        """Settle a committed interval by netting root: O(1) gas, whatever the participant count.
+
+        Nothing moves on chain until claims (:meth:`claim_many`, or each participant's own
+        claim); `self.netting` records the new cumulative nets once the root is mined. The
+        operator must check debits against :meth:`effective_escrow_of`, not :meth:`escrow_of`.
+        """
+        root_seq = self.root_count() + 1
+        if self.netting.latest_root_seq != root_seq - 1:
+            raise ConflictError(
+                f"netting book is at root {self.netting.latest_root_seq}, "
+                f"the chain at {root_seq - 1}: load the book that posted them"
+            )
+        posted = self.netting.prepare(root_seq, interval_start_s, deltas_micro)
+        args = [
+            interval_start_s,
+            posted.root,
+            posted.moved_micro,
+            posted.moved_micro,
+            len(posted.cumulative_micro),
+        ]
+        result = self._send(self._c.market, "settleIntervalRoot", args)
+        self.netting.record(posted)
+        return result
+
+    def claim_many(
+        self, accounts: list[str] | None = None, batch_size: int = DEFAULT_CLAIM_BATCH
+    ) -> list[TxResult]:
+        """Claim the newest root for `accounts` (default: every booked account still behind it),
+        in operator batches of `batch_size`."""
+        if batch_size < 1:
+            raise ValidationError("batch_size", "must be at least 1")
+        latest = self.netting.root()
+        wanted = self.netting.accounts if accounts is None else [_addr(a) for a in accounts]
+        behind = [a for a in wanted if self.account_state(a).claimed_root_seq < latest.root_seq]
+        claims = [latest.claim(a) for a in behind]
+        results: list[TxResult] = []
+        for start in range(0, len(claims), batch_size):
+            results.append(self.send_claims(claims[start : start + batch_size]))
+        return results
+
+    def send_claims(self, claims: list[NettingClaim]) -> TxResult:
+        """One claimMany transaction; every claim must be against the same root."""
+        if not claims:
+            raise ValidationError("claims", "empty batch")
+        seqs = {c.root_seq for c in claims}
+        if len(seqs) != 1:
+            raise ValidationError("claims", f"one root per batch, got {sorted(seqs)}")
+        tuples = [(c.account, c.cumulative_micro, list(c.proof)) for c in claims]
+        gas = _CLAIM_BASE_GAS + _CLAIM_GAS_PER_CLAIM * len(claims)
+        return self._send(self._c.market, "claimMany", [seqs.pop(), tuples], gas)
+
+    def claim_for(self, account: str, root_seq: int | None = None) -> TxResult:
+        """The operator claims one account's leaf (default: the newest root)."""
+        c = self.netting.claim(account, root_seq)
+        args = [c.account, c.root_seq, c.cumulative_micro, list(c.proof)]
+        return self._send(self._c.market, "claim", args)
+
+    def root_count(self) -> int:
+        return int(self._read(self._c.market, "rootCount"))
+
+    def settlement_root(self, root_seq: int) -> bytes:
+        return bytes(self._read(self._c.market, "settlementRoot", root_seq))
+
+    def netting_capacity(self) -> tuple[int, int]:
+        """(credits, debits) posted by roots and not yet claimed."""
+        credits, debits = self._read(self._c.market, "nettingCapacity")
+        return int(credits), int(debits)
+
+    def account_state(self, account: str) -> NettingAccount:
+        escrow, applied, claimed = self._read(self._c.market, "accountState", _addr(account))
+        return NettingAccount(int(escrow), int(applied), int(claimed))
+
+    def unclaimed_micro(self, account: str) -> int:
+        """Root-path net posted for `account` but not yet applied to its escrow."""
+        return self.netting.cumulative_micro(account) - self.account_state(account).applied_micro
+
+    def effective_escrow_of(self, account: str) -> int:
+        """Escrow plus unclaimed root-path net: what the account can spend in the next interval."""
+        state = self.account_state(account)
+        return state.escrow_micro + self.netting.cumulative_micro(account) - state.applied_micro
 
     def participant_client(self, private_key: bytes) -> ParticipantClient:
         return ParticipantClient(self, private_key)
@@ -392,6 +514,18 @@ class ParticipantClient:
 
     def withdraw(self) -> TxResult:
         return self._send(self._ledger._c.market, "withdraw", [])
+
+    def claim(self, root_seq: int | None = None) -> TxResult:
+        """Apply the caller's cumulative net of a root (default: the newest in the book)."""
+        c = self._ledger.netting.claim(self.address, root_seq)
+        args = [c.account, c.root_seq, c.cumulative_micro, list(c.proof)]
+        return self._send(self._ledger._c.market, "claim", args)
+
+    def claim_and_withdraw(self) -> TxResult:
+        """Claim the newest root, then withdraw, in one transaction (needed once roots exist)."""
+        c = self._ledger.netting.claim(self.address)
+        args = [c.root_seq, c.cumulative_micro, list(c.proof)]
+        return self._send(self._ledger._c.market, "claimAndWithdraw", args)
 
     def _send(self, contract: Contract, function: str, args: list[Any]) -> TxResult:
         data = bytes.fromhex(contract.encode_abi(function, args=args)[2:])

@@ -142,6 +142,9 @@ class LiveMarket:
             "gate_closure_in_market_s": max(open_s - int(now), 0),
             "next_settlement_interval_start_s": self.next_settle_s,
             "settle_grace_s": self.settings.settle_grace_s,
+            "import_price_micro_per_kwh": self.settings.import_price_micro_per_kwh,
+            "feed_in_price_micro_per_kwh": self.settings.feed_in_price_micro_per_kwh,
+            "grid_fee_micro_per_kwh": self.settings.grid_fee_micro_per_kwh,
         }
 
     # -- orders --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gridledger.config import Settings, ensure_sqlite_dir
+from gridledger.config import Settings, ensure_sqlite_dir, load_settings
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ConfigError, NotFoundError
 from gridledger.ledger import Deployment, Ledger
@@ -188,6 +188,25 @@ def _warm_grid_map() -> None:
         grid_geometry()
     except Exception as exc:  # the map is optional: the dashboard shows it as unavailable
         log.warning("grid map unavailable: %s", exc)
+
+
+def node_settings(
+    config_path: Path | None = None,
+    chain: str | None = None,
+    db_url: str | None = None,
+    speed: int | None = None,
+    http_host: str | None = None,
+    http_port: int | None = None,
+) -> Settings:
+    """Flags over ``GRIDLEDGER_*`` variables over the TOML file over defaults."""
+    overrides = {
+        "chain": chain,
+        "db_url": db_url,
+        "speed": speed,
+        "http_host": http_host,
+        "http_port": http_port,
+    }
+    return load_settings(overrides, config_path=config_path)
 
 
 def run_node(settings: Settings) -> None:

@@ -106,7 +106,9 @@ class DayResult:
     def app_state(self) -> Any:
         from gridledger.api import NodeState
 
-        return NodeState(self.store, lambda: chain_status(self.ledger), self.summary)
+        return NodeState(
+            self.store, lambda: chain_status(self.ledger), self.summary, ledger=self.ledger
+        )
 
 
 def chain_status(ledger: Ledger) -> dict[str, Any]:

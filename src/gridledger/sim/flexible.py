@@ -30,7 +30,9 @@ class ShiftableLoad:
 
     def __post_init__(self) -> None:
         if self.daily_energy_wh < 0:
-            raise ValidationError("daily_energy_wh", f"must not be negative: {self.daily_energy_wh}")
+            raise ValidationError(
+                "daily_energy_wh", f"must not be negative: {self.daily_energy_wh}"
+            )
         if self.max_power_w <= 0:
             raise ValidationError("max_power_w", f"must be positive, got {self.max_power_w}")
         if not 0 <= self.window_start_interval < self.window_end_interval:
@@ -49,9 +51,7 @@ class ShiftableLoad:
             )
         width = self.window_end_interval - self.window_start_interval
         if width * self.max_energy_wh(interval_length_s) < self.daily_energy_wh:
-            raise ValidationError(
-                "daily_energy_wh", "does not fit in the window at max_power_w"
-            )
+            raise ValidationError("daily_energy_wh", "does not fit in the window at max_power_w")
 
 
 def schedule_shiftable(

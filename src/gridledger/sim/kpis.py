@@ -90,9 +90,7 @@ def compute_kpis(
         peak_import_kw=max(float(import_mw.max(initial=0.0)) * 1000.0, 0.0),
         max_line_loading_percent=float(np.nanmax(max_line_loading_percent, initial=0.0)),
         max_trafo_loading_percent=float(np.nanmax(max_trafo_loading_percent, initial=0.0)),
-        minutes_outside_voltage_band=int(np.count_nonzero(outside_band))
-        * interval_length_s
-        // 60,
+        minutes_outside_voltage_band=int(np.count_nonzero(outside_band)) * interval_length_s // 60,
         curtailed_wh=energy.curtailed_wh,
         gas_used=gas_used,
     )

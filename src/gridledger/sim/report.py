@@ -17,9 +17,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are written by servers and CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
 
 if TYPE_CHECKING:
     from gridledger.sim.runner import ScenarioResult
@@ -40,8 +41,8 @@ def _png(draw: Callable[[Axes], None], width_in: float = 9.0) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _hours(n: int) -> np.ndarray:  # type: ignore[type-arg]
-    return np.arange(n) * _HOURS_PER_INTERVAL
+def _hours(n: int) -> npt.NDArray[np.float64]:
+    return np.arange(n, dtype=np.float64) * _HOURS_PER_INTERVAL
 
 
 def _figures(result: ScenarioResult) -> list[tuple[str, str]]:
@@ -74,8 +75,13 @@ def _figures(result: ScenarioResult) -> list[tuple[str, str]]:
         ax.plot(hours, s.max_trafo_loading_percent, lw=0.8, label="transformer")
         ax.plot(hours, s.max_line_loading_percent, lw=0.8, label="most loaded line")
         if sc.grid_aware:
-            ax.plot(hours, s.unconstrained_max_trafo_loading_percent, lw=0.6, alpha=0.6,
-                    label="transformer, market without grid limits")
+            ax.plot(
+                hours,
+                s.unconstrained_max_trafo_loading_percent,
+                lw=0.6,
+                alpha=0.6,
+                label="transformer, market without grid limits",
+            )
         ax.axhline(sc.max_trafo_loading_percent, color="red", lw=1)
         ax.set(xlabel="hour of run", ylabel="loading (%)")
         ax.legend(loc="upper right", fontsize=7)

@@ -18,6 +18,7 @@ interval to an :class:`IntervalRecorder` (the CLI wires one onto ``gridledger.le
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -120,13 +121,18 @@ class IntervalSeries:
             return np.zeros(n, dtype=np.int64)
 
         return cls(
-            nan(),
-            zeros(),
-            zeros(),
-            zeros(),
-            zeros(),
-            *(nan() for _ in range(6)),
-            np.zeros(n, dtype=np.bool_),
+            clearing_price_micro_per_kwh=nan(),
+            local_traded_wh=zeros(),
+            curtailed_wh=zeros(),
+            trades=zeros(),
+            trades_changed=zeros(),
+            max_line_loading_percent=nan(),
+            max_trafo_loading_percent=nan(),
+            min_vm_pu=nan(),
+            max_vm_pu=nan(),
+            ext_grid_p_mw=nan(),
+            unconstrained_max_trafo_loading_percent=nan(),
+            unconstrained_over_limits=np.zeros(n, dtype=np.bool_),
         )
 
 
@@ -274,9 +280,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
         if scenario.grid_aware
         else None
     )
-    return Physics(
-        community, load_wh, pv_wh, net_wh, soc, capacity, slot_p_mw, grid, sensitivities
-    )
+    return Physics(community, load_wh, pv_wh, net_wh, soc, capacity, slot_p_mw, grid, sensitivities)
 
 
 def _quote(
@@ -296,7 +300,11 @@ def _quote(
 
 
 def _book(
-    scenario: Scenario, positions: Int64Array, band: TariffBand, rng: np.random.Generator, acc: _Accounts
+    scenario: Scenario,
+    positions: Int64Array,
+    band: TariffBand,
+    rng: np.random.Generator,
+    acc: _Accounts,
 ) -> Book:
     ids, sides, energy, prices = [], [], [], []
     for household in np.flatnonzero(positions).tolist():
@@ -363,7 +371,9 @@ def _settle(
     return settlement
 
 
-def _learn(scenario: Scenario, book: Book, price: int | None, band: TariffBand, acc: _Accounts) -> None:
+def _learn(
+    scenario: Scenario, book: Book, price: int | None, band: TariffBand, acc: _Accounts
+) -> None:
     if scenario.strategy != "zip":
         return
     for household, side in zip(book.ids.tolist(), book.side.tolist(), strict=True):
@@ -416,7 +426,9 @@ def _run_interval(
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
         series.clearing_price_micro_per_kwh[step] = (
-            price if price is not None else settlement.paid_to_sellers_micro * 1000 / result.cleared_energy_wh
+            price
+            if price is not None
+            else settlement.paid_to_sellers_micro * 1000 / result.cleared_energy_wh
         )
     series.local_traded_wh[step] = result.cleared_energy_wh
     series.curtailed_wh[step] = int(curtailed.sum())
@@ -450,7 +462,7 @@ def run_scenario(
     if scenario.chain == "memory" and recorder is None:
         raise ConfigError(
             "run.chain: 'memory' needs an IntervalRecorder (the CLI wires the ledger); "
-            "use chain = \"off\" for market, power flow and settlement arithmetic only"
+            'use chain = "off" for market, power flow and settlement arithmetic only'
         )
     began = time.perf_counter()
     physics = prepare_physics(scenario)
@@ -464,9 +476,9 @@ def run_scenario(
     )
     series = IntervalSeries.empty(n_steps)
     for step in range(n_steps):
-        result, settlement = _run_interval(scenario, physics, step, band, rng, acc, series)
+        cleared, settlement = _run_interval(scenario, physics, step, band, rng, acc, series)
         if recorder is not None:
-            acc.gas_used += recorder.record(step, result, settlement, names)
+            acc.gas_used += recorder.record(step, cleared, settlement, names)
         if progress is not None:
             progress(step + 1, n_steps)
     result = _finish(scenario, physics, acc, series, time.perf_counter() - began, prepared_s)
@@ -479,7 +491,7 @@ def run_scenario(
     json_path = folder / "summary.json"
     json_path.write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
     html_path = write_report(result, folder / "report.html")
-    return ScenarioResult(**{**result.__dict__, "json_path": json_path, "html_path": html_path})
+    return dataclasses.replace(result, json_path=json_path, html_path=html_path)
 
 
 def _finish(
@@ -526,9 +538,7 @@ def _finish(
         "grid_aware_intervals": acc.grid_aware_intervals,
         "trades_changed_by_grid_awareness": int(series.trades_changed.sum()),
         "intervals_over_limits": int(_over_limits(series, limits).sum()),
-        "intervals_over_limits_without_grid_awareness": int(
-            series.unconstrained_over_limits.sum()
-        ),
+        "intervals_over_limits_without_grid_awareness": int(series.unconstrained_over_limits.sum()),
         "unresolved_intervals": acc.unresolved_intervals,
         "bills_micro": {
             name: {"baseline": int(b), "market": int(m)}
@@ -558,4 +568,3 @@ def _over_limits(series: IntervalSeries, limits: GridLimits) -> npt.NDArray[np.b
         & (series.max_vm_pu <= limits.max_vm_pu)
     )
     return ~within
-

@@ -82,7 +82,9 @@ class Scenario:
             ("chain", CHAINS),
         ):
             if getattr(self, name) not in allowed:
-                raise ValidationError(name, f"must be one of {list(allowed)}, got {getattr(self, name)!r}")
+                raise ValidationError(
+                    name, f"must be one of {list(allowed)}, got {getattr(self, name)!r}"
+                )
         for name in ("pv_share", "battery_share", "flexible_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValidationError(name, f"must be within [0, 1], got {getattr(self, name)}")
@@ -212,7 +214,7 @@ def _coerce(key: str, field_name: str, value: Any) -> Any:
     if isinstance(value, dt.datetime) or not isinstance(value, expected):
         name = "date (YYYY-MM-DD)" if dt.date in expected else expected[-1].__name__
         raise ValidationError(key, f"must be a {name}, got {value!r}")
-    return float(value) if float in expected else value
+    return float(value) if float in expected and isinstance(value, int | float) else value
 
 
 def scenario_from_mapping(document: Mapping[str, Any]) -> Scenario:

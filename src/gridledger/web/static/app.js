@@ -1,18 +1,34 @@
-// Dashboard: polls the public /v1 endpoints and redraws. No build step, no dependencies.
+// Dashboard: reads the public /v1 endpoints, listens to /v1/events (server-sent events) and
+// falls back to polling when the stream is unavailable. No build step, no dependencies.
 "use strict";
 
 const fmt = new Intl.NumberFormat("en-US");
-const short = (hex) => (hex ? hex.slice(0, 10) + "…" : "–");
+const esc = (v) => String(v ?? "–").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const short = (hex) => (hex ? esc(hex.slice(0, 10)) + "…" : "–");
 const money = (micro) => (micro / 1e6).toFixed(2) + " gEUR";
+const utc = (s) => new Date(s * 1000).toISOString().slice(0, 16).replace("T", " ");
+const $ = (id) => document.getElementById(id);
+const POLL_FAST_MS = 2000, POLL_SLOW_MS = 15000;
 
-async function getJSON(path) {
-  const response = await fetch(path);
-  if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+let market = null, marketAt = 0, summaryCache = null, lastBookInterval = null;
+let token = sessionStorage.getItem("gridledger-token") || "";
+
+async function getJSON(path, headers) {
+  const response = await fetch(path, { headers: headers || {} });
+  if (!response.ok) {
+    let detail = "HTTP " + response.status;
+    try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+    const error = new Error(path + ": " + detail);
+    error.status = response.status;
+    throw error;
+  }
   return response.json();
 }
+const authed = () => ({ Authorization: "Bearer " + token });
 
+// -- price chart ------------------------------------------------------------------------
 function drawChart(intervals, summary) {
-  const svg = document.getElementById("price-chart");
+  const svg = $("price-chart");
   const W = 900, H = 260, L = 60, R = 10, T = 10, B = 30;
   const points = intervals.slice().reverse();
   const tariff = summary ? summary.import_price_micro_per_kwh : 0;
@@ -48,44 +64,245 @@ function drawChart(intervals, summary) {
 
 function renderTable(intervals) {
   const rows = intervals.slice(0, 24).map((iv) => `<tr>
-    <td>${new Date(iv.interval_start_s * 1000).toISOString().slice(0, 16).replace("T", " ")}</td>
-    <td>${iv.status}</td><td>${iv.clearing_price_micro_per_kwh == null ? "–" : fmt.format(iv.clearing_price_micro_per_kwh)}</td>
+    <td>${utc(iv.interval_start_s)}</td>
+    <td>${esc(iv.status)}</td><td>${iv.clearing_price_micro_per_kwh == null ? "–" : fmt.format(iv.clearing_price_micro_per_kwh)}</td>
     <td>${fmt.format(iv.cleared_energy_wh)}</td><td><code>${short(iv.orders_root)}</code></td>
     <td><code>${short(iv.result_root)}</code></td><td><code>${short(iv.readings_root)}</code></td>
     <td><code>${short(iv.settle_tx)}</code></td></tr>`);
   document.querySelector("#intervals tbody").innerHTML = rows.join("");
 }
 
+function renderCards(summary, intervals, chain) {
+  const settled = intervals.filter((iv) => iv.status === "settled");
+  if (!summary) {
+    $("k-settled").textContent = chain && chain.settled_intervals != null ? chain.settled_intervals : settled.length;
+    const energy = settled.reduce((n, iv) => n + iv.cleared_energy_wh, 0);
+    $("k-energy").textContent = fmt.format(energy / 1000) + " kWh";
+    const last = intervals.find((iv) => iv.clearing_price_micro_per_kwh != null);
+    $("k-price").textContent = last ? fmt.format(last.clearing_price_micro_per_kwh) + " µ/kWh (last)" : "–";
+    if (chain) $("k-chain").textContent = `${chain.tx_count} · ${fmt.format(chain.gas_used)}`;
+    return;
+  }
+  $("k-settled").textContent = `${summary.settled_intervals} / ${summary.intervals}`;
+  $("k-energy").textContent = fmt.format(summary.energy_traded_wh / 1000) + " kWh";
+  $("k-price").textContent = summary.mean_local_price_micro_per_kwh == null ? "–"
+    : fmt.format(summary.mean_local_price_micro_per_kwh) + " µ/kWh";
+  $("k-savings").textContent = money(summary.community_savings_micro);
+  $("k-chain").textContent = `${summary.chain_txs} · ${fmt.format(summary.gas_used)}`;
+}
+
+// -- chain explorer ---------------------------------------------------------------------
 function renderChain(chain) {
   const items = [["chain id", chain.chain_id], ["block", chain.block_number], ["market", chain.market],
     ["registry", chain.registry], ["token", chain.token], ["transactions", chain.tx_count],
     ["gas used", fmt.format(chain.gas_used)]];
-  document.getElementById("chain").innerHTML = items.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  if (chain.settled_intervals != null) items.push(["committed · settled", `${chain.committed_intervals} · ${chain.settled_intervals}`]);
+  $("chain").innerHTML = items.map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join("");
 }
 
-function renderCards(summary, intervals) {
-  const settled = intervals.filter((iv) => iv.status === "settled").length;
-  document.getElementById("k-settled").textContent = summary ? `${summary.settled_intervals} / ${summary.intervals}` : settled;
-  if (!summary) return;
-  document.getElementById("k-energy").textContent = fmt.format(summary.energy_traded_wh / 1000) + " kWh";
-  document.getElementById("k-price").textContent = summary.mean_local_price_micro_per_kwh == null ? "–"
-    : fmt.format(summary.mean_local_price_micro_per_kwh) + " µ/kWh";
-  document.getElementById("k-savings").textContent = money(summary.community_savings_micro);
-  document.getElementById("k-chain").textContent = `${summary.chain_txs} · ${fmt.format(summary.gas_used)}`;
+function renderEvents(events) {
+  const rows = events.slice(0, 15).map((e) => {
+    const a = e.args || {};
+    const what = a.intervalStartS != null ? utc(a.intervalStartS) : short(a.account || a.meter || "");
+    return `<tr><td>${esc(e.block_number)}</td><td>${esc(e.name)}</td><td>${what}</td><td><code>${short(e.tx_hash)}</code></td></tr>`;
+  });
+  document.querySelector("#chain-events tbody").innerHTML = rows.join("");
 }
 
+// -- market clock and order book ----------------------------------------------------------
+function renderClock() {
+  if (!market) return;
+  $("clock-section").hidden = false;
+  const elapsedWall = (Date.now() - marketAt) / 1000;
+  const left = Math.max(market.gate_closure_in_s - elapsedWall, 0);
+  $("open-interval").textContent = utc(market.open_interval_start_s);
+  $("countdown").textContent = left >= 60 ? `${Math.floor(left / 60)} min ${Math.floor(left % 60)} s` : `${left.toFixed(1)} s`;
+  $("market-time").textContent = utc(market.market_time_s + elapsedWall * market.speed);
+  $("speed").textContent = market.speed === 1 ? "real time" : `×${market.speed}`;
+}
+
+function drawBook(book) {
+  const svg = $("book-chart");
+  const W = 440, H = 220, L = 50, B = 24, T = 8;
+  const cumulative = (levels) => { let sum = 0; return levels.map((l) => [l.price_micro_per_kwh, (sum += l.energy_wh)]); };
+  const bids = cumulative(book.bids), asks = cumulative(book.asks);
+  const prices = [...bids, ...asks].map(([p]) => p);
+  const maxE = Math.max(...[...bids, ...asks].map(([, e]) => e), 1);
+  const minP = Math.min(...prices, 0), maxP = Math.max(...prices, 1);
+  const x = (p) => L + ((p - minP) * (W - L - 10)) / Math.max(maxP - minP, 1);
+  const y = (e) => H - B - (e * (H - B - T)) / maxE;
+  const step = (pts, color) => pts.length ? `<path d="${pts.map(([p, e], i) => (i ? "L" : "M") + x(p) + "," + y(e)).join(" ")}" fill="none" stroke="${color}" stroke-width="2"/>` : "";
+  svg.innerHTML = step(bids, "#15803d") + step(asks, "#b91c1c") +
+    `<text x="${L}" y="${H - 6}" font-size="10">price ${fmt.format(minP)}–${fmt.format(maxP)} µ/kWh · max ${fmt.format(maxE)} Wh</text>` +
+    (prices.length ? "" : `<text x="${W / 2}" y="${H / 2}" font-size="12" text-anchor="middle">no orders</text>`);
+}
+
+async function refreshBook(intervals) {
+  const closed = intervals.filter((iv) => iv.status !== "open");
+  const latest = closed.find((iv) => iv.cleared_energy_wh > 0) || closed[0];
+  if (!latest || latest.interval_start_s === lastBookInterval) return;
+  try {
+    drawBook(await getJSON(`/v1/intervals/${latest.interval_start_s}/book`));
+    lastBookInterval = latest.interval_start_s;
+    $("book-interval").textContent = utc(latest.interval_start_s);
+  } catch (_) { /* a replayed run has no live book */ }
+}
+
+// -- grid map ---------------------------------------------------------------------------
+function loadingColour(percent) {
+  if (percent == null) return "#94a3b8";
+  return percent > 90 ? "#dc2626" : percent > 60 ? "#f59e0b" : "#16a34a";
+}
+
+async function refreshGrid() {
+  try {
+    const grid = await getJSON("/v1/grid");
+    const at = Object.fromEntries(grid.buses.map((b) => [b.bus, b]));
+    let out = grid.lines.filter((l) => at[l.from_bus] && at[l.to_bus]).map((l) =>
+      `<line class="grid-line" x1="${at[l.from_bus].x}" y1="${at[l.from_bus].y}" x2="${at[l.to_bus].x}" y2="${at[l.to_bus].y}" stroke="${loadingColour(l.loading_percent)}" stroke-width="4"><title>${esc(l.name)}: ${l.loading_percent == null ? "no power flow yet" : l.loading_percent.toFixed(1) + " %"}</title></line>`).join("");
+    out += grid.buses.map((b) => `<circle class="grid-bus" cx="${b.x}" cy="${b.y}" r="5" fill="#1d2733"><title>${esc(b.name)}</title></circle>`).join("");
+    $("grid-map").innerHTML = out;
+    $("grid-code").textContent = grid.grid_code;
+  } catch (err) {
+    $("grid-map").innerHTML = `<text x="300" y="200" text-anchor="middle" font-size="13">grid map unavailable</text>`;
+  }
+}
+
+// -- my account ---------------------------------------------------------------------------
+let statementCache = null;
+
+async function refreshAccount() {
+  if (!token) { $("account-body").hidden = true; return; }
+  try {
+    const me = await getJSON("/v1/auth/me", authed());
+    const st = await getJSON(`/v1/participants/${me.address}/statement`, authed());
+    statementCache = st;
+    $("account-error").textContent = "";
+    $("account-body").hidden = false;
+    $("account-facts").innerHTML = [["address", me.address], ["role", me.role],
+      ["escrow", money(st.escrow_micro)], ["net settled", money(st.net_settled_micro)],
+      ["token expires", new Date(me.expires_at_s * 1000).toISOString()]]
+      .map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join("");
+    document.querySelector("#my-trades tbody").innerHTML = st.trades.slice(0, 20).map((t) => {
+      const side = t.buyer === me.address ? "buy" : "sell";
+      return `<tr><td>${utc(t.interval_start_s)}</td><td>${side}</td><td>${fmt.format(t.energy_wh)}</td><td>${fmt.format(t.price_micro_per_kwh)}</td><td>${side === "buy" ? fmt.format(t.fee_micro) : "–"}</td></tr>`;
+    }).join("");
+    const byInterval = {};
+    for (const s of st.settlements) byInterval[s.interval_start_s] = { delta: s.delta_micro, readings: [] };
+    for (const r of st.readings) (byInterval[r.intervalStartS] ||= { delta: null, readings: [] }).readings.push(r);
+    document.querySelector("#my-statement tbody").innerHTML = Object.keys(byInterval).sort().reverse().slice(0, 20).map((start) => {
+      const row = byInterval[start];
+      const energy = row.readings.map((r) => `${fmt.format(r.importedWh)} / ${fmt.format(r.exportedWh)}`).join(", ") || "–";
+      return `<tr><td>${utc(Number(start))}</td><td>${row.delta == null ? "–" : fmt.format(row.delta)}</td><td>${energy}</td><td class="proof" data-interval="${start}">–</td></tr>`;
+    }).join("");
+  } catch (err) {
+    $("account-body").hidden = true;
+    $("account-error").textContent = err.status === 401 ? "The token is invalid or expired: sign in again." : err.message;
+  }
+}
+
+// Recompute each reading's leaf here, fetch its proof, and check it against the root the
+// Market contract holds (read through /v1/chain/intervals), not against the node's store.
+async function verifyStatement() {
+  const result = $("verify-result");
+  if (!statementCache) return;
+  result.textContent = "verifying…";
+  result.className = "";
+  const { readingLeaf, verifyProof } = window.gridledgerProofs;
+  let ok = 0, failed = 0, pending = 0;
+  const roots = {};
+  for (const reading of statementCache.readings) {
+    const start = reading.intervalStartS;
+    const cell = document.querySelector(`.proof[data-interval="${start}"]`);
+    try {
+      roots[start] ||= await getJSON(`/v1/chain/intervals/${start}`);
+      if (!roots[start].settled) { pending++; if (cell) cell.textContent = "not settled yet"; continue; }
+      const proof = await getJSON(`/v1/readings/${reading.id}/proof`, authed());
+      const good = verifyProof(readingLeaf(reading), proof.proof, roots[start].readings_root);
+      good ? ok++ : failed++;
+      if (cell) { cell.textContent = good ? "✓ on-chain root" : "✗ mismatch"; cell.className = "proof " + (good ? "ok-text" : "bad-text"); }
+    } catch (err) {
+      pending++;
+      if (cell) cell.textContent = err.status === 409 ? "not anchored yet" : "unavailable";
+    }
+  }
+  result.textContent = failed ? `✗ ${failed} proof(s) do not match the chain` : `✓ ${ok} reading proof(s) verified against the chain` + (pending ? ` (${pending} pending)` : "");
+  result.className = failed ? "bad-text" : "ok-text";
+  result.dataset.verified = String(ok);
+  result.dataset.failed = String(failed);
+}
+
+// -- alerts -----------------------------------------------------------------------------
+async function refreshAlerts() {
+  try {
+    const alerts = await getJSON("/v1/anomalies");
+    $("alerts").innerHTML = alerts.length ? alerts.slice(0, 20).map((a) =>
+      `<li>${esc(a.kind || a.type || "anomaly")}: ${esc(a.detail || a.message || JSON.stringify(a))}</li>`).join("")
+      : `<li class="muted">no alerts</li>`;
+  } catch (_) { /* keep the last list */ }
+}
+
+// -- refresh loop: SSE first, polling as the fallback ------------------------------------------
 async function refresh() {
   try {
-    const [intervals, chain, summary] = await Promise.all([
-      getJSON("/v1/intervals?limit=96"), getJSON("/v1/chain"), getJSON("/v1/summary").catch(() => null)]);
-    drawChart(intervals, summary);
+    const [intervals, chain, summary, status] = await Promise.all([
+      getJSON("/v1/intervals?limit=96"), getJSON("/v1/chain"),
+      summaryCache ? Promise.resolve(summaryCache) : getJSON("/v1/summary").catch(() => null),
+      getJSON("/v1/market").catch(() => null)]);
+    if (summary) summaryCache = summary;
+    if (status) { market = status; marketAt = Date.now(); }
+    drawChart(intervals, summary || status);
     renderTable(intervals);
     renderChain(chain);
-    renderCards(summary, intervals);
+    renderCards(summary, intervals, chain);
+    refreshBook(intervals);
+    getJSON("/v1/chain/events?limit=15").then(renderEvents).catch(() => {});
   } catch (err) {
     console.error(err);
   }
 }
 
+let pollTimer = null;
+function poll(ms) {
+  clearInterval(pollTimer);
+  pollTimer = setInterval(refresh, ms);
+}
+
+function connectEvents() {
+  if (!window.EventSource) { poll(POLL_FAST_MS); return; }
+  const source = new EventSource("/v1/events");
+  const status = $("live-status");
+  source.addEventListener("hello", (e) => {
+    market = JSON.parse(e.data); marketAt = Date.now();
+    status.dataset.mode = "live"; status.textContent = "live (server-sent events)";
+    poll(POLL_SLOW_MS);
+  });
+  for (const kind of ["gate_closed", "settled"]) {
+    source.addEventListener(kind, () => { refresh(); if (kind === "settled") { refreshAccount(); refreshAlerts(); } });
+  }
+  source.addEventListener("orders", () => getJSON("/v1/market").then((m) => { market = m; marketAt = Date.now(); }).catch(() => {}));
+  source.onerror = () => {
+    status.dataset.mode = "polling"; status.textContent = "polling (no event stream)";
+    poll(POLL_FAST_MS);
+    if (source.readyState === EventSource.CLOSED) setTimeout(connectEvents, 5000);
+  };
+}
+
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("token-input").value.trim();
+  sessionStorage.setItem("gridledger-token", token);
+  refreshAccount();
+});
+$("sign-out").addEventListener("click", () => {
+  token = ""; sessionStorage.removeItem("gridledger-token"); $("token-input").value = ""; refreshAccount();
+});
+$("verify").addEventListener("click", verifyStatement);
+
 refresh();
-setInterval(refresh, 2000);
+refreshGrid();
+refreshAlerts();
+refreshAccount();
+poll(POLL_FAST_MS);
+connectEvents();
+setInterval(renderClock, 250);

@@ -1,0 +1,108 @@
+"""The dashboard in real headless Chromium during an accelerated node run.
+
+It must show the live clock over server-sent events, gain a price point when a gate closes,
+and verify a participant's statement against the roots on-chain. A screenshot is kept in
+test-artifacts/. Under CI=true a missing chromium fails this test (require_binary).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.node.support import (
+    domain_of,
+    enrol,
+    fast_settings,
+    interval_status,
+    market,
+    open_interval_with_time_left,
+    order_body,
+    reading_body,
+    running_node,
+    wait_for,
+)
+from tests.support.services import REPO, require_binary
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EMPTY_KECCAK = "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+
+
+def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
+    chromium = require_binary("chromium", [Path("/usr/bin/chromium")])
+    sync_api = pytest.importorskip("playwright.sync_api")
+    settings = fast_settings(f"sqlite:///{tmp_path / 'web.sqlite'}", tmp_path)
+    with running_node(settings) as (_node, url, operator), sync_api.sync_playwright() as pw:
+        seller, buyer = enrol(url, operator, "web-seller"), enrol(url, operator, "web-buyer")
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1300, "height": 2200},
+        )
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/")
+            page.wait_for_selector('#live-status[data-mode="live"]', timeout=15_000)
+            page.wait_for_selector("#grid-map .grid-bus", timeout=30_000)
+            assert (
+                page.evaluate(
+                    "gridledgerProofs.bytesToHex(gridledgerProofs.keccak256(new Uint8Array()))"
+                )
+                == EMPTY_KECCAK
+            )
+            assert page.locator("#price-chart .price-point").count() == 0
+
+            domain = domain_of(url)
+            start = open_interval_with_time_left(url)
+            for who, side, price in ((seller, "sell", 100_000), (buyer, "buy", 200_000)):
+                body = order_body(who, domain, side, 700, price, start, 1)
+                httpx.post(
+                    f"{url}/v1/orders", json=body, headers=who.participant.headers
+                ).raise_for_status()
+            page.wait_for_function(
+                "document.querySelectorAll('#price-chart .price-point').length >= 1",
+                timeout=15_000,
+            )
+            assert interval_status(url, start) in ("cleared", "settled")
+
+            wait_for(lambda: market(url)["market_time_s"] >= start + 900, 15, "the interval end")
+            readings = [
+                reading_body(seller, domain, start, 0, 700),
+                reading_body(buyer, domain, start, 700, 0),
+            ]
+            httpx.post(f"{url}/v1/readings", json=readings).raise_for_status()
+            wait_for(lambda: interval_status(url, start) == "settled", 15, "settlement")
+
+            page.fill("#token-input", seller.participant.token)
+            page.click("#token-form button[type=submit]")
+            page.wait_for_selector("#account-body:not([hidden])", timeout=10_000)
+            page.wait_for_function(
+                "document.querySelectorAll('#my-trades tbody tr').length >= 1", timeout=10_000
+            )
+            page.click("#verify")
+            page.wait_for_function(
+                "Number(document.getElementById('verify-result').dataset.verified || 0) >= 1",
+                timeout=20_000,
+            )
+            assert page.get_attribute("#verify-result", "data-failed") == "0"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
