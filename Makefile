@@ -9,7 +9,7 @@ NODE_MODULES := contracts/node_modules
 FORGE := $(NODE_MODULES)/@foundry-rs/forge-linux-amd64/bin/forge
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest forge contracts services bench clean test-slow
+.PHONY: demo test lint typecheck pytest forge halmos contracts services bench clean test-slow
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,10 +50,13 @@ typecheck: $(BIN)/.installed
 forge: $(NODE_MODULES)/.installed
 	cd contracts && ../$(FORGE) test
 
+halmos: $(BIN)/.installed $(NODE_MODULES)/.installed
+	$(MAKE) -C contracts halmos
+
 pytest: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-test: lint typecheck forge pytest
+test: lint typecheck forge halmos pytest
 
 test-slow: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)

@@ -195,11 +195,13 @@ contract Market is AccessControl, ReentrancyGuardTransient {
 
     /// @notice Claim the latest settlement root for the caller, then withdraw, in one transaction
     /// (a new root posted between two separate transactions would lock the withdrawal again).
+    /// A root already claimed (or skipped by a first deposit) is not claimed again; withdraw's own
+    /// check still requires the newest root.
     function claimAndWithdraw(uint32 rootSeq, int96 cumulativeMicro, bytes32[] calldata proof)
         external
         nonReentrant
     {
-        _claim(msg.sender, rootSeq, cumulativeMicro, proof);
+        if (_accounts[msg.sender].claimedRootSeq < rootSeq) _claim(msg.sender, rootSeq, cumulativeMicro, proof);
         _withdraw(msg.sender);
     }
 
@@ -442,6 +444,32 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     function nettingCapacity() external view returns (uint256 creditsMicro, uint256 debitsMicro) {
         NettingCapacity memory capacity = _capacity;
         return (capacity.creditsMicro, capacity.debitsMicro);
+    }
+
+    /// @notice What an order check needs about many accounts, in one call: registry role and
+    /// status, escrow and the pending withdrawal. Saves the operator three calls per account.
+    function accountsView(address[] calldata accounts)
+        external
+        view
+        returns (
+            uint8[] memory roles,
+            bool[] memory active,
+            uint256[] memory escrowMicro,
+            uint256[] memory pendingWithdrawalMicro
+        )
+    {
+        uint256 n = accounts.length;
+        roles = new uint8[](n);
+        active = new bool[](n);
+        escrowMicro = new uint256[](n);
+        pendingWithdrawalMicro = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            (Registry.Role role,, bool isActive_) = registry.participant(accounts[i]);
+            roles[i] = uint8(role);
+            active[i] = isActive_;
+            escrowMicro[i] = _accounts[accounts[i]].escrowMicro;
+            pendingWithdrawalMicro[i] = _withdrawals[accounts[i]].amountMicro;
+        }
     }
 
     function withdrawalRequest(address account) external view returns (uint256 amountMicro, uint64 unlockAfterSeq) {

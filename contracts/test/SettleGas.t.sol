@@ -12,7 +12,8 @@ abstract contract SettleGasBench is Base {
     uint64 internal constant T0 = 1_700_000_100;
     uint256 internal constant BLOCK_GAS_LIMIT = 30_000_000;
     uint256 internal constant REGISTRY_PARTICIPANTS_SLOT = 1; // after AccessControl._roles
-    uint256 internal constant MARKET_ESCROW_SLOT = 4; // see `forge inspect Market storageLayout`
+    // Market._accounts (escrow in the low 128 bits); see `forge inspect Market storageLayout`.
+    uint256 internal constant MARKET_ESCROW_SLOT = 4;
 
     bytes32[] internal entries;
 
@@ -90,7 +91,8 @@ contract SettleGas10000 is SettleGasBench {
 
     function _check(uint256 total, uint256 n) internal pure override {
         super._check(total, n);
-        // Known limit: 10,000 entries do not fit one 30M block; daily netting handles this.
+        // Known limit of the direct path: 10,000 entries do not fit one 30M block; large
+        // communities settle by netting root instead (test/NettingGas.t.sol).
         vm.assertTrue(total > BLOCK_GAS_LIMIT, "10,000 entries now fit 30M: update the docs");
     }
 }

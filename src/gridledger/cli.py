@@ -398,3 +398,24 @@ def node(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with friendly_errors():
         run_node(node_settings(config, chain, db, speed, host, port))
+
+
+# -- security -------------------------------------------------------------------------------
+security_app = typer.Typer(help="Anomaly and intrusion detection.", no_args_is_help=True)
+app.add_typer(security_app, name="security")
+
+
+@security_app.command("eval")
+def security_eval(
+    seed: int = typer.Option(0, help="Seed of the injected attacks."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Inject known attacks into held-out SimBench weeks: precision, recall, F1, delay."""
+    from gridledger.security.evaluation import evaluate, format_report
+
+    with friendly_errors():
+        report = evaluate(seed=seed)
+    if as_json:
+        emit_json(report)
+    else:
+        out.print(format_report(report))

@@ -31,6 +31,7 @@ class Settings:
     import_price_micro_per_kwh: int = 300_000  # grid supplier sells at this tariff
     feed_in_price_micro_per_kwh: int = 80_000  # grid supplier buys at this tariff
     grid_fee_micro_per_kwh: int = 20_000  # paid by buyers of local energy to the grid operator
+    grid_code: str = "1-LV-rural2--0-sw"  # the SimBench LV grid the community lives on
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # The node (gridledger node): clock, settlement and its saved state.

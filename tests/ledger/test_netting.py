@@ -6,8 +6,8 @@ import pytest
 
 from gridledger.errors import ConflictError, ContractRevert, NotFoundError, ValidationError
 from gridledger.ledger import Ledger, NettingBook, NettingClaim
-from gridledger.merkle import verify_proof
 from gridledger.ledger.netting import netting_leaf
+from gridledger.merkle import verify_proof
 from tests.ledger.conftest import Party, party
 
 T0 = 1_700_000_100
@@ -24,7 +24,9 @@ def test_root_settles_in_o1_and_claims_move_escrow(
     grid = ledger.deployment.grid_operator
     ledger.deposit_for(bob.address, 1_000_000)
     commit(ledger, T0)
-    result = ledger.settle_interval_root(T0, {alice.address: 250_000, bob.address: -270_000, grid: 20_000})
+    result = ledger.settle_interval_root(
+        T0, {alice.address: 250_000, bob.address: -270_000, grid: 20_000}
+    )
     assert result.gas_used < 100_000
     assert ledger.root_count() == 1 and ledger.interval(T0).settled
     assert ledger.settlement_root(1) == ledger.netting.root().root
@@ -64,9 +66,16 @@ def test_one_claim_catches_up_and_debit_comes_before_withdrawal(
     bob_client.claim_and_withdraw()  # applies both roots' debits, then pays the rest
     assert ledger.token_balance_of(bob.address) == 850_000
     assert ledger.escrow_of(bob.address) == 0
-    ledger.participant_client(alice.key).claim()
+    alice_client = ledger.participant_client(alice.key)
+    alice_client.claim()
     assert ledger.escrow_of(alice.address) == 150_000
     assert ledger.token_balance_of(ledger.deployment.market) == 150_000
+    # Already at the newest root: claim_and_withdraw just withdraws.
+    alice_client.request_withdrawal(150_000)
+    commit(ledger, T0 + 1_800)
+    ledger.settle_interval(T0 + 1_800, {})
+    alice_client.claim_and_withdraw()
+    assert ledger.token_balance_of(alice.address) == 150_000
 
 
 def test_forged_double_and_foreign_claims_revert(ledger: Ledger, alice: Party, bob: Party) -> None:

@@ -181,7 +181,7 @@ def _add_public_routes(app: FastAPI, ctx: ApiContext) -> None:
         from gridledger.api._grid import grid_map
 
         flow = state.live.last_power_flow if state.live is not None else None
-        return grid_map(flow)
+        return grid_map(flow, state.settings.grid_code)
 
     @app.get("/v1/anomalies", openapi_extra=PUBLIC, tags=["security"])
     def anomalies() -> list[dict[str, Any]]:

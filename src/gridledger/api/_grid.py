@@ -10,16 +10,16 @@ from typing import Any
 MAP_WIDTH, MAP_HEIGHT, MARGIN = 600.0, 400.0, 30.0
 
 
-@lru_cache(maxsize=1)
-def grid_geometry() -> dict[str, Any]:
+@lru_cache(maxsize=4)
+def grid_geometry(grid_code: str) -> dict[str, Any]:
     """Buses (x, y scaled into MAP_WIDTH x MAP_HEIGHT) and lines; loaded once per process."""
-    from gridledger.iotools.simbench import DEFAULT_LV_GRID_CODE, load_lv_grid
+    from gridledger.iotools.simbench import load_lv_grid
 
-    net = load_lv_grid()
+    net = load_lv_grid(grid_code)
     points = {int(i): _lon_lat(geo) for i, geo in net.bus["geo"].items()}
     known = [p for p in points.values() if p is not None]
     if not known:
-        return {"grid_code": DEFAULT_LV_GRID_CODE, "buses": [], "lines": []}
+        return {"grid_code": grid_code, "buses": [], "lines": []}
     scale = _scaler(known)
     buses = [
         {"bus": i, "name": str(net.bus.at[i, "name"]), "x": xy[0], "y": xy[1]}
@@ -37,12 +37,12 @@ def grid_geometry() -> dict[str, Any]:
         }
         for i, r in net.line.iterrows()
     ]
-    return {"grid_code": DEFAULT_LV_GRID_CODE, "buses": buses, "lines": lines}
+    return {"grid_code": grid_code, "buses": buses, "lines": lines}
 
 
-def grid_map(power_flow: dict[str, Any] | None) -> dict[str, Any]:
+def grid_map(power_flow: dict[str, Any] | None, grid_code: str) -> dict[str, Any]:
     """Geometry plus ``loading_percent`` per line (None: no power flow yet, neutral colour)."""
-    geometry = grid_geometry()
+    geometry = grid_geometry(grid_code)
     loading = (power_flow or {}).get("line_loading_percent", {})
     lines = [{**line, "loading_percent": loading.get(line["line"])} for line in geometry["lines"]]
     return {

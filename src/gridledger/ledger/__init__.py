@@ -4,6 +4,7 @@ Pure domain code never imports this package; the service layer hands it plain in
 """
 
 from gridledger.ledger.client import (
+    AccountView,
     ChainEvent,
     Deployment,
     Ledger,
@@ -19,6 +20,7 @@ from gridledger.ledger.netting import NettingBook, NettingClaim, NettingRoot, ne
 from gridledger.ledger.sender import TxResult, TxStats
 
 __all__ = [
+    "AccountView",
     "ChainEvent",
     "Deployment",
     "Ledger",

@@ -231,4 +231,3 @@ def _large_interval(chain: str) -> dict[str, Any]:
             "(each account once per day: about daily_claim_blocks full blocks per day)"
         ),
     }
-

@@ -7,7 +7,7 @@ All amounts are ints in micro-units (the token has 6 decimals) and energy is in 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any
@@ -101,6 +101,16 @@ class OnChainParticipant:
     role: Role
     grid_node: int
     active: bool
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """One account as an order check sees it (see Ledger.accounts_view)."""
+
+    role: Role
+    active: bool
+    escrow_micro: int
+    pending_withdrawal_micro: int
 
 
 @dataclass(frozen=True)
@@ -394,6 +404,17 @@ class Ledger:
         credits, debits = self._read(self._c.market, "nettingCapacity")
         return int(credits), int(debits)
 
+    def accounts_view(self, accounts: Sequence[str]) -> dict[str, AccountView]:
+        """Role, status, escrow and pending withdrawal of many accounts in one call."""
+        if not accounts:
+            return {}
+        listed = [_addr(a) for a in accounts]
+        roles, active, escrow, pending = self._read(self._c.market, "accountsView", listed)
+        return {
+            account: AccountView(Role(int(r)), bool(a), int(e), int(p))
+            for account, r, a, e, p in zip(accounts, roles, active, escrow, pending, strict=True)
+        }
+
     def account_state(self, account: str) -> NettingAccount:
         escrow, applied, claimed = self._read(self._c.market, "accountState", _addr(account))
         return NettingAccount(int(escrow), int(applied), int(claimed))
@@ -522,8 +543,14 @@ class ParticipantClient:
         return self._send(self._ledger._c.market, "claim", args)
 
     def claim_and_withdraw(self) -> TxResult:
-        """Claim the newest root, then withdraw, in one transaction (needed once roots exist)."""
-        c = self._ledger.netting.claim(self.address)
+        """Claim the newest root, then withdraw, in one transaction (needed once roots exist).
+
+        Without a leaf in the newest root (no roots yet, or never traded by root) this is a plain
+        withdraw: the contract then needs no claim, or refuses with UnclaimedSettlement."""
+        book = self._ledger.netting
+        if book.latest_root_seq == 0 or self.address not in book.root().cumulative_micro:
+            return self.withdraw()
+        c = book.claim(self.address)
         args = [c.root_seq, c.cumulative_micro, list(c.proof)]
         return self._send(self._ledger._c.market, "claimAndWithdraw", args)
 

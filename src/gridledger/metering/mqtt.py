@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridledger.errors import ConfigError, StoreError, ValidationError
+from gridledger.metering.client import MeterClient
 from gridledger.metering.gateway import Gateway, Outcome
 from gridledger.metering.reading import (
     SignedReading,
@@ -125,47 +125,6 @@ def _parse(message: mqtt.MQTTMessage) -> SignedReading | None:
         # Unparseable: nobody can be acked by (meter, sequence); drop it and say why.
         log.warning("reading rejected: code=malformed topic=%s %s", message.topic, exc)
         return None
-
-
-class MeterClient:
-    """A meter's outbox: keeps each reading until its ack arrives, and resends when overdue."""
-
-    def __init__(self, send: Callable[[list[SignedReading]], None], resend_after_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._send = send
-        self.resend_after_s = resend_after_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int], tuple[SignedReading, float]] = {}
-        self.acks: dict[tuple[str, int], dict[str, Any]] = {}
-
-    def submit(self, reading: SignedReading) -> None:
-        with self._lock:
-            self._pending[(reading.reading.meter, reading.reading.sequence)] = (
-                reading, self._clock())
-        self._send([reading])
-
-    def handle_ack(self, ack: Mapping[str, Any]) -> None:
-        key = (str(ack.get("meter")), int(ack.get("sequence", -1)))
-        with self._lock:
-            self._pending.pop(key, None)
-            self.acks[key] = dict(ack)
-
-    def resend_due(self) -> int:
-        """Resend readings unacknowledged for ``resend_after_s``; returns how many."""
-        now = self._clock()
-        with self._lock:
-            due = [r for r, sent in self._pending.values() if now - sent >= self.resend_after_s]
-            for reading in due:
-                self._pending[(reading.reading.meter, reading.reading.sequence)] = (reading, now)
-        if due:
-            self._send(due)
-        return len(due)
-
-    @property
-    def pending(self) -> list[SignedReading]:
-        with self._lock:
-            return [r for r, _ in self._pending.values()]
 
 
 class MqttMeterClient(MeterClient):

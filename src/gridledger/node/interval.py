@@ -8,13 +8,13 @@ on-chain (for instance before a crash) is recorded, not sent again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gridledger.config import Settings
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ConflictError, NotFoundError
-from gridledger.ledger import Deployment, Ledger, OnChainInterval, Role, TxResult
+from gridledger.ledger import AccountView, Deployment, Ledger, OnChainInterval, Role, TxResult
 from gridledger.market import (
     Book,
     ClearingResult,
@@ -24,6 +24,7 @@ from gridledger.market import (
     SignedOrder,
     TradeLine,
     clear,
+    escrow_required_micro,
     orders_root,
     result_lines,
     result_root,
@@ -69,22 +70,28 @@ class StoreOrderContext:
         self.max_price_micro_per_kwh = _MAX_PRICE_MICRO_PER_KWH
         self.grid_fee_micro_per_kwh = settings.grid_fee_micro_per_kwh
         self.reserved_micro: dict[str, int] = {}
+        self.accounts: dict[str, AccountView] = {}
         if open_start_s is not None:
             for row in store.orders_in_interval(open_start_s):
                 if row.side == "buy":
                     self.reserve(row.participant, row.energy_wh, row.price_micro_per_kwh)
 
     def reserve(self, participant: str, energy_wh: int, price_micro_per_kwh: int) -> None:
-        amount = -(-energy_wh * (price_micro_per_kwh + self.grid_fee_micro_per_kwh) // 1000)
+        amount = escrow_required_micro(energy_wh, price_micro_per_kwh, self.grid_fee_micro_per_kwh)
         self.reserved_micro[participant] = self.reserved_micro.get(participant, 0) + amount
 
+    def prefetch(self, addresses: Iterable[str]) -> None:
+        """Read every account a batch names in one chain call (instead of three per order)."""
+        missing = sorted({a for a in addresses if a not in self.accounts})
+        self.accounts.update(self.ledger.accounts_view(missing))
+
     def participant(self, address: str) -> ParticipantStatus | None:
-        on_chain = self.ledger.participant(address)
-        if on_chain.role == 0:
+        self.prefetch([address])
+        account = self.accounts[address]
+        if account.role == Role.NONE:
             return None
-        pending = self.ledger.withdrawal_request(address).amount_micro
-        escrow = max(self.ledger.escrow_of(address) - pending, 0)
-        return ParticipantStatus(on_chain.active, escrow, self.reserved_micro.get(address, 0))
+        escrow = max(account.escrow_micro - account.pending_withdrawal_micro, 0)
+        return ParticipantStatus(account.active, escrow, self.reserved_micro.get(address, 0))
 
     def nonce_seen(self, address: str, nonce: int) -> bool:
         return self.store.order_nonce_used(address, nonce)
@@ -140,6 +147,7 @@ class MarketOperator:
     def accept_orders(self, batch: Sequence[SignedOrder], open_start_s: int) -> list[Order]:
         """Verify a batch for the open interval, then store it; the first bad order raises."""
         context = self.order_context(open_start_s)
+        context.prefetch(s.order.participant for s in batch)
         accepted = []
         for signed in batch:
             order = verify_order(signed, self.ledger.domain, context)
@@ -212,7 +220,10 @@ class MarketOperator:
         ]
         deliveries = self.deliveries(start_s)
         involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
-        escrow = {a: self.ledger.escrow_of(a) for a in involved} if cap_to_escrow else None
+        escrow = None
+        if cap_to_escrow:
+            views = self.ledger.accounts_view(sorted(involved))
+            escrow = {account: view.escrow_micro for account, view in views.items()}
         return settle_with_delivery(
             trades,
             deliveries,

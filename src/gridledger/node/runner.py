@@ -136,7 +136,9 @@ class Node:
         self.scheduler.start()
         if self.settings.mqtt_url:
             self.bridge = MqttGatewayBridge(self.market.gateway, self.settings.mqtt_url).start()
-        threading.Thread(target=_warm_grid_map, name="grid-map", daemon=True).start()
+        threading.Thread(
+            target=_warm_grid_map, args=(self.settings.grid_code,), name="grid-map", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -181,11 +183,11 @@ def _ensure_supplier(store: Store, ledger: Ledger) -> str:
     return supplier
 
 
-def _warm_grid_map() -> None:
+def _warm_grid_map(grid_code: str) -> None:
     try:
         from gridledger.api._grid import grid_geometry
 
-        grid_geometry()
+        grid_geometry(grid_code)
     except Exception as exc:  # the map is optional: the dashboard shows it as unavailable
         log.warning("grid map unavailable: %s", exc)
 

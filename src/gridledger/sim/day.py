@@ -102,12 +102,17 @@ class DayResult:
     summary: dict[str, Any]
     store: Store
     ledger: Ledger
+    settings: Settings
 
     def app_state(self) -> Any:
         from gridledger.api import NodeState
 
         return NodeState(
-            self.store, lambda: chain_status(self.ledger), self.summary, ledger=self.ledger
+            self.store,
+            lambda: chain_status(self.ledger),
+            self.summary,
+            ledger=self.ledger,
+            settings=self.settings,
         )
 
 
@@ -158,7 +163,8 @@ class DayRunner:
             battery_count=config.battery_count,
             n_intervals=config.first_interval + config.intervals,
             pv_peak_w_range=config.pv_peak_w_range,
-            use_grid_sgens=False,  # the grid's sgens are farm-sized, not rooftops
+            use_grid_sgens=False,
+            grid_code=settings.grid_code,  # the grid's sgens are farm-sized, not rooftops
         )
         key = bytes.fromhex(settings.operator_key.removeprefix("0x")) or None
         self.ledger = Ledger.deploy(settings.chain, key, confirmations=settings.chain_confirmations)
@@ -335,4 +341,4 @@ def run_day(
     runner = DayRunner(config, settings)
     runner.run(on_interval)
     summary = summarize(runner, time.perf_counter() - began)
-    return DayResult(summary, runner.store, runner.ledger)
+    return DayResult(summary, runner.store, runner.ledger, runner.settings)

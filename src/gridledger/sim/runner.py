@@ -374,13 +374,28 @@ def _settle(
 def _learn(
     scenario: Scenario, book: Book, price: int | None, band: TariffBand, acc: _Accounts
 ) -> None:
-    if scenario.strategy != "zip":
+    """ZIP traders move towards what the market paid; a stalled market pulls them together.
+
+    A buyer's target is the all-in price (clearing price plus grid fee), what it really paid;
+    without that a buyer settles on a bid that, net of the fee, no longer meets any ask. When
+    both sides quoted but nothing cleared, buyers raise towards the import tariff and sellers
+    lower towards feed-in (Cliff's rule for an unaccepted shout).
+    """
+    if scenario.strategy != "zip" or not len(book):
         return
+    stalled = price is None and 0 < book.n_buys < len(book)
     for household, side in zip(book.ids.tolist(), book.side.tolist(), strict=True):
         trader = acc.zip_traders[household]
-        acc.zip_traders[household] = trader.observe(
-            Side.BUY if side == BUY else Side.SELL, price, band
-        )
+        if side == BUY:
+            target = band.import_price_micro_per_kwh if stalled else _plus_fee(price, scenario)
+            acc.zip_traders[household] = trader.observe(Side.BUY, target, band)
+        else:
+            target = band.feed_in_price_micro_per_kwh if stalled else price
+            acc.zip_traders[household] = trader.observe(Side.SELL, target, band)
+
+
+def _plus_fee(price: int | None, scenario: Scenario) -> int | None:
+    return None if price is None else price + scenario.grid_fee_micro_per_kwh
 
 
 def _run_interval(
