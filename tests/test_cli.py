@@ -106,3 +106,23 @@ def test_meter_import_reads_real_green_button_files(greenbutton_dir: Path, name:
     done = run("meter", "import", str(greenbutton_dir / name))
     assert done.returncode == 0, done.stderr
     assert "intervals from" in done.stdout
+
+
+def test_sim_runs_a_scenario_on_the_embedded_chain(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(
+        'name = "tiny"\n[community]\nhouseholds = 4\n[run]\ndays = 1\nchain = "memory"\n'
+    )
+    done = run("sim", str(scenario), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["kpis"]["gas_used"] > 0
+    assert (tmp_path / "out" / "report.html").read_text().count("<img") >= 5
+
+
+def test_a_bad_scenario_key_is_named(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.toml"
+    scenario.write_text('[market]\nstrategy = "psychic"\n')
+    done = run("sim", str(scenario))
+    assert done.returncode == 1
+    assert "market.strategy" in done.stderr

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -237,6 +237,42 @@ def meter_export(
         console.print(f"wrote {len(stored):,} readings to {out_path}")
 
 
+@meter_app.command("simulate")
+def meter_simulate(
+    meters: int = typer.Option(
+        10, "--meters", min=1, help="Simulated meters (SimBench households)."
+    ),
+    via: str = typer.Option("http", help="http | mqtt"),
+    url: str = typer.Option("http://127.0.0.1:8000", help="The node's URL, or mqtt://host:port."),
+    api_url: str | None = typer.Option(None, help="The node's HTTP URL when --via mqtt."),
+    intervals: int = typer.Option(1, min=1, help="Market intervals to send readings for."),
+    operator_key: str | None = typer.Option(
+        None, help="Hex key of the node's operator, to register the meters first."
+    ),
+    seed: int = typer.Option(0),
+) -> None:
+    """Send signed readings from simulated smart meters to a running node (gridledger node)."""
+    from gridledger.errors import ValidationError
+    from gridledger.metering.simulate import simulate_meters
+
+    with friendly_errors():
+        if via not in ("http", "mqtt"):
+            raise ValidationError("via", f"must be 'http' or 'mqtt', got {via!r}")
+        key = bytes.fromhex(operator_key.removeprefix("0x")) if operator_key else None
+        transport: Literal["http", "mqtt"] = "http" if via == "http" else "mqtt"
+        with console.status(f"{meters} meters sending {intervals} interval(s) via {via}…"):
+            report = simulate_meters(
+                meters,
+                transport,
+                url,
+                intervals=intervals,
+                api_url=api_url,
+                operator_key=key,
+                seed=seed,
+            )
+    emit_json(report.to_json())
+
+
 # -- benchmarks -----------------------------------------------------------------------------
 @bench_app.command("market")
 def bench_market_command(
@@ -248,8 +284,22 @@ def bench_market_command(
     """Uniform-price clearing vs numpy's bare sort of the same prices (and vs pymarket)."""
     from gridledger.market.bench import bench_market
 
-    with friendly_errors():
+    with friendly_errors(), console.status(f"clearing {orders:,} orders…"):
         report = bench_market(orders, seed, pymarket_orders=pymarket_orders or None)
+    emit_json(report) if as_json else out.print(report)
+
+
+@bench_app.command("chain")
+def bench_chain_command(
+    participants: int = typer.Option(1_000, min=2, help="Participants in one interval."),
+    chain: str = typer.Option("memory", help="'memory' or a JSON-RPC URL (e.g. an anvil node)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Settlement gas per trade vs a per-trade baseline; a 10,000-participant interval vs 30M."""
+    from gridledger.ledger.bench import bench_chain
+
+    with friendly_errors(), console.status(f"settling {participants:,} participants on-chain…"):
+        report = bench_chain(participants, chain)
     emit_json(report) if as_json else out.print(report)
 
 
@@ -264,7 +314,11 @@ def bench_ingest_command(
 
     from gridledger.metering.bench import bench_ingest
 
-    with friendly_errors(), tempfile.TemporaryDirectory() as tmp:
+    with (
+        friendly_errors(),
+        tempfile.TemporaryDirectory() as tmp,
+        console.status(f"ingesting {readings:,} signed readings…"),
+    ):
         report = bench_ingest(readings, db or f"sqlite:///{tmp}/bench.sqlite")
     emit_json(report) if as_json else out.print(report)
 
@@ -400,6 +454,42 @@ def node(
         run_node(node_settings(config, chain, db, speed, host, port))
 
 
+# -- community simulation -------------------------------------------------------------------
+@app.command()
+def sim(
+    scenario: Path = typer.Argument(..., help="A scenario TOML file (see scenarios/)."),
+    chain: str | None = typer.Option(None, help="'off' (no chain) or 'memory' (embedded EVM)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for summary.json, report.html."
+    ),
+) -> None:
+    """Run a community scenario: market, power flow and settlement each interval; KPIs, plots."""
+    import datetime as dt
+
+    from gridledger.sim import load_scenario, run_scenario
+
+    with friendly_errors():
+        loaded = load_scenario(scenario)
+        if chain is not None:
+            loaded = loaded.replace(chain=chain)
+        recorder = None
+        if loaded.chain == "memory":
+            from gridledger.ledger import Ledger
+            from gridledger.sim.chain import LedgerRecorder
+
+            start = dt.datetime.combine(loaded.start_date, dt.time(), dt.UTC)
+            recorder = LedgerRecorder(Ledger.deploy("memory"), int(start.timestamp()))
+        with progress_bar(loaded.name, loaded.n_intervals) as advance:
+            result = run_scenario(
+                loaded, lambda done, _total: advance(done), out_dir=out_dir, recorder=recorder
+            )
+    table = Table("KPI", "value", title=f"scenario {loaded.name}")
+    for key, value in result.summary["kpis"].items():
+        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+    out.print(table)
+    console.print(f"wrote {result.json_path} and {result.html_path}")
+
+
 # -- security -------------------------------------------------------------------------------
 security_app = typer.Typer(help="Anomaly and intrusion detection.", no_args_is_help=True)
 app.add_typer(security_app, name="security")
@@ -413,7 +503,7 @@ def security_eval(
     """Inject known attacks into held-out SimBench weeks: precision, recall, F1, delay."""
     from gridledger.security.evaluation import evaluate, format_report
 
-    with friendly_errors():
+    with friendly_errors(), console.status("training detectors and replaying attacks…"):
         report = evaluate(seed=seed)
     if as_json:
         emit_json(report)

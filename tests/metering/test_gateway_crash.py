@@ -102,14 +102,21 @@ def signed_readings(keys: list[bytes], starts: list[int], domain: Domain) -> lis
     out = []
     for k, start_s in enumerate(starts):
         for key in keys:
-            reading = Reading(address_of(key), k + 1, start_s, INTERVAL_S,
-                              rng.randrange(0, 2_000), rng.randrange(0, 500))
+            reading = Reading(
+                address_of(key),
+                k + 1,
+                start_s,
+                INTERVAL_S,
+                rng.randrange(0, 2_000),
+                rng.randrange(0, 500),
+            )
             out.append(sign_reading(reading, key, domain))
     return out
 
 
-def client_loop(client: HttpMeterClient, readings: list[SignedReading], run: CrashRun,
-                lock: threading.Lock) -> None:
+def client_loop(
+    client: HttpMeterClient, readings: list[SignedReading], run: CrashRun, lock: threading.Lock
+) -> None:
     with client:
         for i in range(0, len(readings), run.batch_size):
             client.submit_batch(readings[i : i + run.batch_size])
@@ -131,8 +138,12 @@ def kill_while(node: NodeProcess, run: CrashRun, clients: list[HttpMeterClient])
     rng = random.Random(run.seed)
     marks = sorted(rng.uniform(0.05, 0.9) * run.readings for _ in range(run.kills))
     for mark in marks:
-        wait_for(lambda: sum(len(c.acks) for c in clients) >= mark, 120, f"{mark:.0f} acks",
-                 poll_s=0.01)
+        wait_for(
+            lambda mark=mark: sum(len(c.acks) for c in clients) >= mark,
+            120,
+            f"{mark:.0f} acks",
+            poll_s=0.01,
+        )
         time.sleep(rng.uniform(0.0, 0.2))
         node.kill()
         run.killed += 1
@@ -160,11 +171,22 @@ def crash_and_compare(node: NodeProcess, tmp_path: Path, run: CrashRun) -> None:
     for signed in readings:  # each client sends for its own meters, in sequence order
         shares[client_of[signed.reading.meter]].append(signed)
     lock = threading.Lock()
-    clients = [HttpMeterClient(url, batch_size=run.batch_size, max_attempts=4, backoff_s=0.05,
-                               max_backoff_s=0.5, timeout_s=20, resend_after_s=0.5)
-               for _ in shares]
-    threads = [threading.Thread(target=client_loop, args=(client, share, run, lock))
-               for client, share in zip(clients, shares, strict=True)]
+    clients = [
+        HttpMeterClient(
+            url,
+            batch_size=run.batch_size,
+            max_attempts=4,
+            backoff_s=0.05,
+            max_backoff_s=0.5,
+            timeout_s=20,
+            resend_after_s=0.5,
+        )
+        for _ in shares
+    ]
+    threads = [
+        threading.Thread(target=client_loop, args=(client, share, run, lock))
+        for client, share in zip(clients, shares, strict=True)
+    ]
     began = time.monotonic()
     for thread in threads:
         thread.start()
@@ -179,12 +201,16 @@ def crash_and_compare(node: NodeProcess, tmp_path: Path, run: CrashRun) -> None:
     rows = stored_rows(tmp_path / "node.sqlite")
     stored = [(meter, sequence) for meter, sequence, *_ in rows]
     report = {
-        "kills": run.killed, "readings": run.readings, "acknowledged": len(acknowledged),
+        "kills": run.killed,
+        "readings": run.readings,
+        "acknowledged": len(acknowledged),
         "duplicate_acks": sum(s == "duplicate" for s in run.acks.values()),
         "rejected": {k: s for k, s in run.acks.items() if s == "rejected"},
-        "lost": len(acknowledged - set(stored)), "stored": len(stored),
+        "lost": len(acknowledged - set(stored)),
+        "stored": len(stored),
         "duplicated_rows": len(stored) - len(set(stored)),
-        "failed_attempts": run.failed_attempts, "seconds": round(time.monotonic() - began, 1),
+        "failed_attempts": run.failed_attempts,
+        "seconds": round(time.monotonic() - began, 1),
     }
     print("crash test:", report)
     assert run.killed == run.kills, report

@@ -75,8 +75,9 @@ def test_5xx_and_429_are_retried_with_backoff(store: Store, status: int) -> None
     waits: list[float] = []
     gateway = FlakyGateway(store, fail_first=3, status=status)
     with serve_app(gateway.app) as url:
-        client = HttpMeterClient(url, max_attempts=5, backoff_s=0.01, max_backoff_s=0.03,
-                                 sleep=waits.append)
+        client = HttpMeterClient(
+            url, max_attempts=5, backoff_s=0.01, max_backoff_s=0.03, sleep=waits.append
+        )
         client.submit_batch([signed(meters[0], 1)])
     assert gateway.calls == 4 and client.failed_attempts == 3
     assert waits == [0.01, 0.02, 0.03]
@@ -88,8 +89,9 @@ def test_unreachable_gateway_keeps_readings_after_bounded_retries(store: Store) 
     register(store, meters)
     readings = [signed(meters[0], seq, interval=seq) for seq in range(1, 4)]
     waits: list[float] = []
-    client = HttpMeterClient(f"http://127.0.0.1:{free_port()}", max_attempts=3,
-                             backoff_s=0.01, sleep=waits.append)
+    client = HttpMeterClient(
+        f"http://127.0.0.1:{free_port()}", max_attempts=3, backoff_s=0.01, sleep=waits.append
+    )
     client.submit_batch(readings)  # nobody listens: three tries, then kept
     assert client.failed_attempts == 3 and len(waits) == 2
     assert {reading_key(r) for r in client.pending} == {reading_key(r) for r in readings}

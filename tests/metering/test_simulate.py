@@ -31,8 +31,11 @@ def test_http_meters_register_report_simbench_energy_and_continue(tmp_path: Path
     assert (first.sent, first.accepted, first.rejected, first.unacknowledged) == (6, 6, {}, 0)
     assert (again.sent, again.accepted, again.rejected) == (3, 3, {})
     assert again.intervals[0] > first.intervals[-1]
-    assert any(v[4] or v[5] for m in meters for v in [m.reading(t, 900).values()
-                                                      for t in range(0, 86_400, 900)])
+    assert any(
+        v[4] or v[5]
+        for m in meters
+        for v in [m.reading(t, 900).values() for t in range(0, 86_400, 900)]
+    )
 
 
 def test_unregistered_meters_are_reported_as_rejected(tmp_path: Path) -> None:

@@ -146,12 +146,20 @@ class NodeApi:
         added = 0
         for meter in meters:
             if meter.owner not in known_participants:
-                body = {"address": meter.owner, "role": _role(meter), "grid_node": meter.bus,
-                        "label": meter.label, "deposit_micro": 0}
+                body = {
+                    "address": meter.owner,
+                    "role": _role(meter),
+                    "grid_node": meter.bus,
+                    "label": meter.label,
+                    "deposit_micro": 0,
+                }
                 self._post("/v1/participants", body, headers)
             if meter.address not in known_meters:
-                body = {"address": meter.address, "owner": meter.owner,
-                        "rated_power_w": METER_RATED_POWER_W}
+                body = {
+                    "address": meter.address,
+                    "owner": meter.owner,
+                    "rated_power_w": METER_RATED_POWER_W,
+                }
                 self._post("/v1/meters", body, headers)
                 added += 1
         return added
@@ -159,7 +167,9 @@ class NodeApi:
     def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
         response = self.http.post(path, json=body, headers=headers)
         if response.status_code >= 400:
-            raise ValidationError(path, f"the node answered {response.status_code}: {response.text}")
+            raise ValidationError(
+                path, f"the node answered {response.status_code}: {response.text}"
+            )
         return response.json()
 
     def _token(self, key: bytes) -> str:

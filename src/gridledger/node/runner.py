@@ -29,6 +29,7 @@ from gridledger.node.interval import SUPPLIER_SEED, enrol_supplier
 from gridledger.node.market import LiveMarket
 from gridledger.node.meta import NodeMeta
 from gridledger.node.scheduler import Scheduler
+from gridledger.node.security import NodeSecurity
 from gridledger.store import Participant, Store
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Node:
     market: LiveMarket
     scheduler: Scheduler
     bridge: MqttGatewayBridge | None = None
+    security: NodeSecurity | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Node:
@@ -133,6 +135,7 @@ class Node:
         return cls(settings, store, ledger, market, Scheduler(market))
 
     def start(self) -> Node:
+        self.security = NodeSecurity.start(self)  # first: it watches the gateway and the API
         self.scheduler.start()
         if self.settings.mqtt_url:
             self.bridge = MqttGatewayBridge(self.market.gateway, self.settings.mqtt_url).start()
@@ -146,6 +149,8 @@ class Node:
         if self.bridge is not None:
             self.bridge.stop()
         self.scheduler.stop()
+        if self.security is not None:
+            self.security.stop()
         self.store.close()
 
     def app_state(self) -> Any:
@@ -158,12 +163,14 @@ class Node:
             ledger=self.ledger,
             live=self.market,
             settings=self.settings,
+            anomalies=self.security.anomalies if self.security else list,
         )
 
     def app(self) -> Any:
         from gridledger.api import create_app
 
-        return create_app(self.app_state())
+        app = create_app(self.app_state())
+        return self.security.wrap(app) if self.security else app
 
 
 def _ensure_grid_operator(store: Store, ledger: Ledger) -> None:

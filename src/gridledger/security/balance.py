@@ -29,11 +29,19 @@ import numpy.typing as npt
 from gridledger.errors import ValidationError
 from gridledger.iotools.simbench import Int64Array
 from gridledger.security.data import EPISODE_INTERVALS, HISTORY_INTERVALS
-from gridledger.security.features import WINDOW_INTERVALS, window_ends
+from gridledger.security.features import WINDOW_INTERVALS, trailing_mean, window_ends
 
 FloatArray = npt.NDArray[np.float64]
 BALANCE_REVISION = 1
 MAX_SELECTED_SHARE = 0.4  # of the window's intervals: keep the fit over-determined
+BALANCE_FEATURE_NAMES = (
+    "balance_t",  # t-statistic of the meter in the feeder residual's explanation (0: not in it)
+    "balance_log_factor",  # log of the estimated reporting factor (0: honest)
+    "balance_t_3d",  # balance_t averaged over the last three days of windows
+    "feeder_gap_z",  # the feeder's unexplained energy in the window, in noise units
+)
+COLLINEAR_SHARE = 1e-3  # a column this much explained by those chosen adds nothing
+COPY_COSINE = 0.99  # columns this alike are copies of one profile: the feeder cannot tell them apart
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,14 @@ class BalanceResult:
 
     t_stat: FloatArray  # (n_meters, n_windows); 0 where the meter did not enter the fit
     factor: FloatArray  # (n_meters, n_windows); 1 where the meter did not enter the fit
+    gap_z: FloatArray  # (n_windows,): the feeder's whole unexplained energy, in noise units
+
+    def features(self) -> FloatArray:
+        """The columns of :data:`BALANCE_FEATURE_NAMES`, shape (n_meters, n_windows, 4)."""
+        log_factor = np.log(self.factor)
+        gap = np.broadcast_to(self.gap_z[None, :], self.t_stat.shape)
+        columns = (self.t_stat, log_factor, trailing_mean(self.t_stat), gap)
+        return np.stack(columns, axis=-1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,18 +153,20 @@ class BalanceDetector:
         residual = feeder - fit.expected(total)
         sigma = fit.noise_share * np.maximum(feeder, 1.0)
         ends = window_ends()
+        level = _level_log(reported, ends, self.config.window_intervals)
         t_stat = np.zeros((reported.shape[0], len(ends)))
         beta = np.zeros_like(t_stat)
+        gap_z = np.zeros(len(ends))
         for w, end in enumerate(ends):
             span = slice(int(end) - self.config.window_intervals, int(end))
+            whitened = residual[span] / sigma[span]
+            gap_z[w] = whitened.sum() / np.sqrt(len(whitened))
             chosen, t, b = explain(
-                reported[:, span].T / sigma[span, None],
-                residual[span] / sigma[span],
-                self.config.z_enter,
+                reported[:, span].T / sigma[span, None], whitened, self.config.z_enter, level[:, w]
             )
             t_stat[chosen, w], beta[chosen, w] = t, b
         factor = np.where(t_stat != 0, 1.0 / np.maximum(1.0 + beta, 1e-3), 1.0)
-        return BalanceResult(t_stat, factor)
+        return BalanceResult(t_stat, factor, gap_z)
 
     def score(self, reported_wh: Int64Array, feeder_wh: Int64Array) -> FloatArray:
         """|t| of each meter and window, 0 where the deviation is immaterial."""
@@ -163,31 +181,38 @@ class BalanceDetector:
 
 
 def explain(
-    x: FloatArray, y: FloatArray, z_enter: float
+    x: FloatArray, y: FloatArray, z_enter: float, level: FloatArray | None = None
 ) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray]:
     """Greedy least squares of ``y`` (n,) on columns of ``x`` (n, p), both noise-whitened.
 
-    Returns the chosen columns, their t-statistics and coefficients in the final fit.
+    Columns that are (scaled) copies of the best one in what is left to explain cannot be told
+    apart by the feeder; among them the one whose ``level`` (window energy against its own
+    history) moved the way the residual says wins. Returns the chosen columns, their
+    t-statistics and coefficients in the final fit.
     """
     n, p = x.shape
     if z_enter == 0:
         return _full(x, y)
     chosen: list[int] = []
-    q = np.zeros((n, 0))
     left = y.copy()
+    original = np.linalg.norm(x, axis=0)
     limit = min(p, int(MAX_SELECTED_SHARE * n))
+    orthogonal = x.copy()
     while len(chosen) < limit:
-        orthogonal = x - q @ (q.T @ x)
         norms = np.linalg.norm(orthogonal, axis=0)
-        norms[chosen] = np.inf
+        usable = norms > COLLINEAR_SHARE * np.maximum(original, 1e-12)
+        usable[chosen] = False
+        safe = np.where(usable, norms, 1.0)
         scale = _noise_scale(left, n - len(chosen))
-        z = np.where(norms > 1e-9, orthogonal.T @ left / np.maximum(norms, 1e-9), 0.0) / scale
+        z = np.where(usable, orthogonal.T @ left / safe, 0.0) / scale
         best = int(np.argmax(np.abs(z)))
         if abs(z[best]) < z_enter:
             break
+        if level is not None:
+            best = _among_copies(orthogonal / safe, usable, best, z[best] > 0, level)
         chosen.append(best)
         direction = orthogonal[:, best] / norms[best]
-        q = np.column_stack([q, direction])
+        orthogonal = orthogonal - np.outer(direction, direction @ orthogonal)
         left = left - direction * (direction @ left)
     if not chosen:
         empty = np.zeros(0)
@@ -198,6 +223,17 @@ def explain(
     covariance = np.linalg.pinv(columns.T @ columns)
     t = coefficients / (np.sqrt(np.maximum(np.diag(covariance), 1e-18)) * scale)
     return np.asarray(chosen, dtype=np.intp), t, coefficients
+
+
+def _among_copies(
+    unit: FloatArray, usable: npt.NDArray[np.bool_], best: int, under: bool, level: FloatArray
+) -> int:
+    """The copy of column ``best`` whose level fell most (``under``) or rose most."""
+    copies = np.nonzero(usable & (np.abs(unit.T @ unit[:, best]) >= COPY_COSINE))[0]
+    if len(copies) < 2:
+        return best
+    pick = np.argmin(level[copies]) if under else np.argmax(level[copies])
+    return int(copies[pick])
 
 
 def _full(x: FloatArray, y: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray]:
@@ -212,6 +248,15 @@ def _full(x: FloatArray, y: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArra
 def _noise_scale(left: FloatArray, dof: int) -> float:
     """Residual spread in noise units, never below 1 (the calibrated noise)."""
     return max(1.0, float(np.sqrt(left @ left / max(dof, 1))))
+
+
+def _level_log(reported: FloatArray, ends: npt.NDArray[np.int64], length: int) -> FloatArray:
+    """Log of each window's mean interval energy over the history's (n_meters, n_windows)."""
+    history = reported[:, :HISTORY_INTERVALS].mean(axis=1)
+    cumulative = np.concatenate([np.zeros((len(reported), 1)), np.cumsum(reported, axis=1)], 1)
+    window = (cumulative[:, ends] - cumulative[:, ends - length]) / length
+    out: FloatArray = np.log((window + 1.0) / (history[:, None] + 1.0))
+    return out
 
 
 def _check(reported_wh: Int64Array, feeder_wh: Int64Array) -> None:

@@ -139,7 +139,7 @@ def _cusum(z: FloatArray) -> FloatArray:
     return out
 
 
-def _trailing_mean(values: FloatArray) -> FloatArray:
+def trailing_mean(values: FloatArray) -> FloatArray:
     """Mean over the last ``TRAILING_WINDOWS`` windows (fewer at the start of the week)."""
     cumulative = np.cumsum(values, axis=1)
     shifted = np.zeros_like(cumulative)
@@ -199,8 +199,8 @@ def window_features(reported_wh: Int64Array) -> FloatArray:
     trailing = (
         _cusum(-residual),
         _cusum(residual),
-        _trailing_mean(shape_drop),
-        _trailing_mean(peer_drop),
+        trailing_mean(shape_drop),
+        trailing_mean(peer_drop),
     )
     return np.stack(columns + trailing, axis=-1)
 

@@ -30,12 +30,18 @@ from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 from gridledger.errors import ValidationError
 from gridledger.iotools.simbench import Int64Array
 from gridledger.security.attacks import TRAIN_ATTACKS, AttackSpec, inject
+from gridledger.security.balance import (
+    BALANCE_FEATURE_NAMES,
+    BalanceConfig,
+    BalanceDetector,
+    FeederModel,
+)
 from gridledger.security.data import TRAIN_EPISODES, TRAIN_GRIDS, Episode, episodes
 from gridledger.security.features import FEATURE_NAMES, attacked_share, window_features
 
 FloatArray = npt.NDArray[np.float64]
 ModelKind = Literal["hgb", "iforest"]
-MODEL_REVISION = 1
+MODEL_REVISION = 2  # 2: optional feeder-balance features (revision 1 had none)
 ATTACKED_METER_SHARE = 0.25  # of each episode's meters; community features assume a minority
 MIN_ATTACKED_SHARE = 0.25  # a window is a positive example once a quarter of it is attacked
 
@@ -57,6 +63,10 @@ class TrainingConfig:
     n_estimators: int = 200  # iforest only
     feature_names: tuple[str, ...] = FEATURE_NAMES
     sklearn_version: str = field(default=sklearn.__version__)
+    # With a feeder model the detector also reads the feeder meter (the grid operator's data):
+    # the balance detector's answers become features. None: the meter streams alone.
+    feeder: FeederModel | None = None
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.window_fpr < 0.5:
@@ -66,8 +76,13 @@ class TrainingConfig:
         if not self.grids or not self.fit_episodes or not self.calibration_episodes:
             raise ValidationError("grids", "need grids, fit and calibration episodes")
 
+    @property
+    def all_feature_names(self) -> tuple[str, ...]:
+        return self.feature_names + (BALANCE_FEATURE_NAMES if self.feeder else ())
+
     def canonical_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        content = asdict(self) | {"all_feature_names": self.all_feature_names}
+        return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
     @property
     def config_hash(self) -> str:
@@ -75,7 +90,8 @@ class TrainingConfig:
 
     @property
     def version(self) -> str:
-        return f"meter-{self.kind}/{MODEL_REVISION}+{self.config_hash[:16]}"
+        name = f"meter-{self.kind}" + ("-feeder" if self.feeder else "")
+        return f"{name}/{MODEL_REVISION}+{self.config_hash[:16]}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,13 +123,32 @@ class MeterDetector:
         scores: FloatArray = np.asarray(raw, dtype=np.float64).reshape(features.shape[:-1])
         return scores
 
-    def score(self, reported_wh: Int64Array) -> FloatArray:
-        """Scores of every judged window of an episode's reported streams."""
-        return self.score_features(window_features(reported_wh))
+    def features(self, reported_wh: Int64Array, feeder_wh: Int64Array | None = None) -> FloatArray:
+        """Window features (plus the balance features when the model reads the feeder)."""
+        return episode_features(self.config, reported_wh, feeder_wh)
 
-    def flags(self, reported_wh: Int64Array) -> npt.NDArray[np.bool_]:
-        flagged: npt.NDArray[np.bool_] = self.score(reported_wh) >= self.threshold
+    def score(self, reported_wh: Int64Array, feeder_wh: Int64Array | None = None) -> FloatArray:
+        """Scores of every judged window of an episode's reported streams."""
+        return self.score_features(self.features(reported_wh, feeder_wh))
+
+    def flags(
+        self, reported_wh: Int64Array, feeder_wh: Int64Array | None = None
+    ) -> npt.NDArray[np.bool_]:
+        flagged: npt.NDArray[np.bool_] = self.score(reported_wh, feeder_wh) >= self.threshold
         return flagged
+
+
+def episode_features(
+    config: TrainingConfig, reported_wh: Int64Array, feeder_wh: Int64Array | None
+) -> FloatArray:
+    """The features ``config`` names for an episode (the feeder is needed when it names it)."""
+    features = window_features(reported_wh)
+    if config.feeder is None:
+        return features
+    if feeder_wh is None:
+        raise ValidationError("feeder_wh", "this model reads the feeder meter: pass its readings")
+    balance = BalanceDetector(config.balance).analyse(reported_wh, feeder_wh).features()
+    return np.concatenate([features, balance], axis=-1)
 
 
 def attack_plan(
@@ -126,12 +161,14 @@ def attack_plan(
 
 
 def labelled_windows(
-    ep: Episode, attacks: tuple[AttackSpec, ...], rng: np.random.Generator
+    ep: Episode, config: TrainingConfig, rng: np.random.Generator
 ) -> LabelledWindows:
-    injected = inject(ep.energy_wh, ep.profile, attack_plan(ep.n_meters, attacks, rng), rng)
-    return LabelledWindows(
-        window_features(injected.reported_wh), attacked_share(injected.onset), injected.onset
-    )
+    injected = inject(ep.energy_wh, ep.profile, attack_plan(ep.n_meters, config.attacks, rng), rng)
+    feeder = None
+    if config.feeder is not None:
+        feeder = config.feeder.feeder_wh(ep.energy_wh, int(rng.integers(2**31)))
+    features = episode_features(config, injected.reported_wh, feeder)
+    return LabelledWindows(features, attacked_share(injected.onset), injected.onset)
 
 
 def _training_set(
@@ -139,7 +176,7 @@ def _training_set(
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     rows, labels = [], []
     for ep in episodes(config.grids, config.fit_episodes):
-        windows = labelled_windows(ep, config.attacks, rng)
+        windows = labelled_windows(ep, config, rng)
         keep = (windows.share == 0) | (windows.share >= MIN_ATTACKED_SHARE)
         rows.append(windows.features[keep])
         labels.append((windows.share[keep] > 0).astype(np.int64))
@@ -170,7 +207,7 @@ def train_meter_detector(config: TrainingConfig | None = None) -> MeterDetector:
     unfitted = MeterDetector(config, model, threshold=float("inf"))
     clean_scores = []
     for ep in episodes(config.grids, config.calibration_episodes):
-        windows = labelled_windows(ep, config.attacks, rng)
+        windows = labelled_windows(ep, config, rng)
         scores = unfitted.score_features(windows.features)
         clean_scores.append(scores[windows.onset < 0].ravel())
     threshold = float(np.quantile(np.concatenate(clean_scores), 1.0 - config.window_fpr))

@@ -12,7 +12,10 @@ built by forge meanwhile.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
@@ -35,14 +38,44 @@ _SUSPENDER_ROLE = keccak(text="SUSPENDER_ROLE")
 DETECTOR_ROLE = keccak(text="DETECTOR_ROLE")
 
 
+FORGE_BUILD = Path("contracts/out/Evidence.sol/Evidence.json")
+
+
 def evidence_artifact() -> Artifact:
-    """The compiled Evidence contract shipped with the package."""
+    """The compiled Evidence contract: the packaged one, else forge's build in a checkout."""
     try:
         return load_artifact("Evidence")
-    except FileNotFoundError as exc:
-        raise NotFoundError(
-            "Evidence artifact: add 'Evidence' to contracts/scripts/compile.js and recompile"
-        ) from exc
+    except FileNotFoundError:
+        pass
+    for folder in Path(__file__).resolve().parents:
+        if (folder / FORGE_BUILD).is_file():
+            return forge_artifact(folder / FORGE_BUILD)
+    raise NotFoundError(
+        "Evidence artifact: add 'Evidence' to contracts/scripts/compile.js and recompile, "
+        "or run forge build in contracts/"
+    )
+
+
+def forge_artifact(path: Path) -> Artifact:
+    """An artifact from forge's ``out/<File>.sol/<Contract>.json``."""
+    raw = json.loads(path.read_text())
+    return Artifact(
+        path.stem, raw["abi"], raw["bytecode"]["object"], raw["deployedBytecode"]["object"], ""
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceEvent:
+    """``EvidenceSubmitted`` (detector set, ``suspended`` None) or ``AnomalyConfirmed``."""
+
+    name: str
+    subject: str
+    window_start_s: int
+    votes: int
+    block: int
+    detector: str | None = None
+    evidence_hash: bytes | None = None
+    suspended: str | None = None
 
 
 class EvidenceContract:
@@ -114,6 +147,16 @@ class EvidenceContract:
     def evidence_of(self, subject: str, window_start_s: int, detector: str) -> bytes:
         return bytes(self._read("evidenceOf", subject, window_start_s, detector))
 
+    def events(self, from_block: int = 0) -> list[EvidenceEvent]:
+        """Every submission and confirmation since ``from_block``, in chain order."""
+        found: list[EvidenceEvent] = []
+        for name in ("EvidenceSubmitted", "AnomalyConfirmed"):
+            event = self._contract.events[name]()
+            logs = self._conn.call(lambda e=event: list(e.get_logs(from_block=from_block)))
+            found.extend(_event(name, log) for log in logs)
+        found.sort(key=lambda e: (e.block, e.name != "EvidenceSubmitted"))
+        return found
+
     def _operator_call(self, contract: Contract, function: str, args: list[Any]) -> TxResult:
         data = bytes.fromhex(contract.encode_abi(function, args=args)[2:])
         result, _ = self._ledger._sender.transact(contract.address, data, _GRANT_GAS, function)
@@ -139,6 +182,22 @@ class EvidenceContract:
                 values = abi_decode(types, data[4:])
                 return ContractRevert(entry["name"], tuple(_plain(v) for v in values), exc.tx_hash)
         return exc
+
+
+def _event(name: str, log: Any) -> EvidenceEvent:
+    args = log["args"]
+    common = {
+        "name": name,
+        "subject": to_checksum_address(args["subject"]),
+        "window_start_s": int(args["windowStartS"]),
+        "votes": int(args["votes"]),
+        "block": int(log["blockNumber"]),
+    }
+    if name == "EvidenceSubmitted":
+        detector = to_checksum_address(args["detector"])
+        return EvidenceEvent(**common, detector=detector, evidence_hash=bytes(args["evidenceHash"]))
+    suspended = to_checksum_address(args["suspended"])
+    return EvidenceEvent(**common, suspended=None if int(suspended, 16) == 0 else suspended)
 
 
 def _plain(value: Any) -> Any:

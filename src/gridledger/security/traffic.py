@@ -2,7 +2,7 @@
 
 Events are what the gateway and the API already know: a source (client address or meter), a
 time and a reason code (the gateway's ``bad_signature``, ``replay``, ``unknown_meter``... plus
-``auth_failed`` from the API and ``accepted``/``duplicate`` for good requests). A rule counts one
+``auth_failed`` (401) and ``rate_limited`` (429) from the API, ``request`` for any request). A rule counts one
 set of codes per source over a sliding window and alerts when the count exceeds its limit; an
 alert is raised once per burst, again only after a quiet full window.
 """
@@ -55,6 +55,7 @@ DEFAULT_RULES: tuple[TrafficRule, ...] = (
     TrafficRule("unknown_meters", frozenset({"unknown_meter", "inactive_meter"}), 60, 10),
     TrafficRule("auth_failures", frozenset({"auth_failed"}), 60, 5),
     TrafficRule("malformed", frozenset({"malformed"}), 60, 20),
+    TrafficRule("rate_limited", frozenset({"rate_limited"}), 60, 20),  # 429s: hammering on
     TrafficRule("request_rate", ALL_CODES, 60, 300),
 )
 
