@@ -15,14 +15,25 @@ from gridledger.settlement.statements import verify_statement
 from gridledger.sim.day import SUPPLIER_DEPOSIT_MICRO, DayConfig, run_day
 
 WEEK = 7 * 96
+DAY = 96
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_a_week_conserves_money_and_every_statement_verifies(
     chain_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(chain=chain_url, db_url=f"sqlite:///{tmp_path / 'week.sqlite'}")
-    config = DayConfig(households=3, intervals=WEEK, fresh_db=False, seed=11)
+    check_conservation(chain_url, tmp_path, WEEK)
+
+
+def test_a_day_conserves_money_and_every_statement_verifies(chain_url: str, tmp_path: Path) -> None:
+    """The bounded default of the week-long soak above (`make test-slow` runs the week)."""
+    check_conservation(chain_url, tmp_path, DAY)
+
+
+def check_conservation(chain_url: str, tmp_path: Path, intervals: int) -> None:
+    settings = Settings(chain=chain_url, db_url=f"sqlite:///{tmp_path / 'run.sqlite'}")
+    config = DayConfig(households=3, intervals=intervals, fresh_db=False, seed=11)
     day = run_day(config, settings)
     ledger, store = day.ledger, day.store
 
