@@ -14,8 +14,8 @@ from gridledger.api._auth import (
     parse_siwe,
     sign_in_message_signature,
 )
-from gridledger.errors import RateLimited, Unauthenticated
 from gridledger.eip712 import key_from_seed
+from gridledger.errors import RateLimited, Unauthenticated
 from tests.api.conftest import World
 from tests.node.support import (
     Actor,

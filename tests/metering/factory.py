@@ -37,8 +37,15 @@ def register(store: Store, meters: list[FleetMeter], rated_power_w: int = RATED_
         store.add_meter(Meter(m.address, m.owner, rated_power_w))
 
 
-def signed(meter: FleetMeter, sequence: int, interval: int = 0, imported_wh: int = 500,
-           exported_wh: int = 0, key: bytes | None = None) -> SignedReading:
-    reading = Reading(meter.address, sequence, T0 + interval * INTERVAL_S, INTERVAL_S,
-                      imported_wh, exported_wh)
+def signed(
+    meter: FleetMeter,
+    sequence: int,
+    interval: int = 0,
+    imported_wh: int = 500,
+    exported_wh: int = 0,
+    key: bytes | None = None,
+) -> SignedReading:
+    reading = Reading(
+        meter.address, sequence, T0 + interval * INTERVAL_S, INTERVAL_S, imported_wh, exported_wh
+    )
     return sign_reading(reading, key or meter.key, DOMAIN)

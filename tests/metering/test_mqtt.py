@@ -39,10 +39,14 @@ def test_broker_restart_loses_and_duplicates_nothing(
 ) -> None:
     meters = fleet(3, prefix="mqtt")
     register(store, meters)
-    bridge = MqttGatewayBridge(Gateway(store, DOMAIN, lambda: NOW_S), mosquitto_server.url,
-                               client_id="gateway-restart-test").start()
-    clients = {m.address: MqttMeterClient(mosquitto_server.url, m.address, 1.0).start()
-               for m in meters}
+    bridge = MqttGatewayBridge(
+        Gateway(store, DOMAIN, lambda: NOW_S),
+        mosquitto_server.url,
+        client_id="gateway-restart-test",
+    ).start()
+    clients = {
+        m.address: MqttMeterClient(mosquitto_server.url, m.address, 1.0).start() for m in meters
+    }
     try:
         for sequence in range(1, 81):
             if sequence == 40:

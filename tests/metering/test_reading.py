@@ -35,19 +35,29 @@ def context(**changes: object) -> VerifyContext:
 
 def test_digest_matches_eth_account_typed_data() -> None:
     reading = Reading(METER.address, 7, T0, INTERVAL_S, 1234, 56)
-    message = encode_typed_data(full_message={
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"},
-                             {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"},
-                             {"name": "verifyingContract", "type": "address"}],
-            "Reading": [{"name": n, "type": t} for n, t in READING_TYPE.fields],
-        },
-        "primaryType": "Reading",
-        "domain": {"name": "gridledger", "version": "1", "chainId": DOMAIN.chain_id,
-                   "verifyingContract": DOMAIN.verifying_contract},
-        "message": dict(zip((n for n, _ in READING_TYPE.fields), reading.values(), strict=True)),
-    })
+    message = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Reading": [{"name": n, "type": t} for n, t in READING_TYPE.fields],
+            },
+            "primaryType": "Reading",
+            "domain": {
+                "name": "gridledger",
+                "version": "1",
+                "chainId": DOMAIN.chain_id,
+                "verifyingContract": DOMAIN.verifying_contract,
+            },
+            "message": dict(
+                zip((n for n, _ in READING_TYPE.fields), reading.values(), strict=True)
+            ),
+        }
+    )
     ours = sign_reading(reading, METER.key, DOMAIN)
     theirs = Account.sign_message(message, METER.key)
     assert ours.signature == bytes(theirs.signature)
@@ -60,7 +70,8 @@ def test_fast_encoding_equals_generic_struct_encoding() -> None:
     from eth_utils.crypto import keccak
 
     assert keccak(READING_TYPE.type_hash + encode_reading(reading)) == READING_TYPE.hash_struct(
-        reading.values())
+        reading.values()
+    )
 
 
 def test_json_round_trip_keeps_signature_valid() -> None:
@@ -71,14 +82,17 @@ def test_json_round_trip_keeps_signature_valid() -> None:
     assert verify_reading(signed_reading_from_json(data), DOMAIN, context()) == original.reading
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"signature": "0x1234"}, "signature"),
-    ({"signature": "abc"}, "signature"),
-    ({"sequence": -1}, "sequence"),
-    ({"importedWh": "12"}, "imported_wh"),
-    ({"meter": METER.address.lower()}, "meter"),
-    ({"intervalLengthS": 0}, "interval_length_s"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"signature": "0x1234"}, "signature"),
+        ({"signature": "abc"}, "signature"),
+        ({"sequence": -1}, "sequence"),
+        ({"importedWh": "12"}, "imported_wh"),
+        ({"meter": METER.address.lower()}, "meter"),
+        ({"intervalLengthS": 0}, "interval_length_s"),
+    ],
+)
 def test_json_parse_names_the_bad_field(change: dict[str, object], field: str) -> None:
     data = {**signed_reading_to_json(signed(METER, 1)), **change}
     with pytest.raises(ValidationError) as caught:
@@ -124,7 +138,8 @@ def test_bad_signature_other_domain() -> None:
 def test_bad_signature_garbage_bytes() -> None:
     genuine = signed(METER, 1)
     assert rejected_code(SignedReading(genuine.reading, b"\x01" * 65), context())[0] == (
-        "bad_signature")
+        "bad_signature"
+    )
 
 
 def test_unknown_meter() -> None:
@@ -157,9 +172,13 @@ def test_out_of_window_future_interval() -> None:
 
 def test_implausible_energy_above_rated_power() -> None:
     assert rejected_code(signed(METER, 1, imported_wh=2501), context()) == (
-        "implausible", "imported_wh")
+        "implausible",
+        "imported_wh",
+    )
     assert rejected_code(signed(METER, 1, exported_wh=2501), context()) == (
-        "implausible", "exported_wh")
+        "implausible",
+        "exported_wh",
+    )
 
 
 def test_malformed_reading() -> None:

@@ -50,26 +50,43 @@ def test_unsupported_url_is_refused() -> None:
 def test_sqlite_runs_wal_full_sync_with_foreign_keys(tmp_path: object) -> None:
     store = Store.open(f"sqlite:///{tmp_path}/sub/dir/g.sqlite")
     with store.engine.connect() as conn:
-        pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                  for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
     store.close()
-    assert pragma == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1,
-                      "busy_timeout": 30_000}
+    assert pragma == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 30_000,
+    }
 
 
 def test_meter_sequence_is_unique_in_the_database_itself(store: Store) -> None:
     [meter] = fleet(1)
     register(store, [meter])
     store.insert_readings([signed(meter, 1)])
-    row = {"meter": meter.address, "sequence": 1, "interval_start_s": T0,
-           "interval_length_s": 900, "imported_wh": 9, "exported_wh": 0,
-           "signature": "0x00", "received_at_s": 0}
+    row = {
+        "meter": meter.address,
+        "sequence": 1,
+        "interval_start_s": T0,
+        "interval_length_s": 900,
+        "imported_wh": 9,
+        "exported_wh": 0,
+        "signature": "0x00",
+        "received_at_s": 0,
+    }
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO readings (meter, sequence, interval_start_s, interval_length_s, "
-            "imported_wh, exported_wh, signature, received_at_s) VALUES (:meter, :sequence, "
-            ":interval_start_s, :interval_length_s, :imported_wh, :exported_wh, :signature, "
-            ":received_at_s)"), row)
+        conn.execute(
+            sa.text(
+                "INSERT INTO readings (meter, sequence, interval_start_s, interval_length_s, "
+                "imported_wh, exported_wh, signature, received_at_s) VALUES (:meter, :sequence, "
+                ":interval_start_s, :interval_length_s, :imported_wh, :exported_wh, :signature, "
+                ":received_at_s)"
+            ),
+            row,
+        )
 
 
 def test_batch_outcomes_accept_duplicate_and_replay(store: Store) -> None:
@@ -77,15 +94,24 @@ def test_batch_outcomes_accept_duplicate_and_replay(store: Store) -> None:
     register(store, [a, b])
     first = store.insert_readings([signed(a, 1, 1), signed(a, 2, 2), signed(b, 5)])
     assert [o.status for o in first] == ["accepted"] * 3
-    again = store.insert_readings([
-        signed(a, 2, 2),                   # same content re-sent
-        signed(a, 2, 2, imported_wh=999),  # same key, other content
-        signed(a, 1, interval=7),          # below the last stored sequence, new content
-        signed(b, 6, interval=1), signed(b, 6, interval=1),  # new, then repeated in the batch
-        signed(b, 4),                      # sequence going backwards, same interval as 5
-    ])
+    again = store.insert_readings(
+        [
+            signed(a, 2, 2),  # same content re-sent
+            signed(a, 2, 2, imported_wh=999),  # same key, other content
+            signed(a, 1, interval=7),  # below the last stored sequence, new content
+            signed(b, 6, interval=1),
+            signed(b, 6, interval=1),  # new, then repeated in the batch
+            signed(b, 4),  # sequence going backwards, same interval as 5
+        ]
+    )
     assert [o.status for o in again] == [
-        "duplicate", "replay", "replay", "accepted", "duplicate", "replay"]
+        "duplicate",
+        "replay",
+        "replay",
+        "accepted",
+        "duplicate",
+        "replay",
+    ]
     assert again[0].reading_id == first[1].reading_id
     assert again[4].reading_id == again[3].reading_id is not None
     assert [r.reading.sequence for r in store.readings_of_meter(a.address)] == [1, 2]
@@ -97,17 +123,20 @@ def test_sequence_and_interval_must_rise_together(store: Store) -> None:
     [a] = fleet(1)
     register(store, [a])
     store.insert_readings([signed(a, 1, interval=1), signed(a, 5, interval=5)])
-    outcomes = store.insert_readings([
-        signed(a, 6, interval=5),   # new sequence, interval already reported
-        signed(a, 3, interval=3),   # lost in transit and resent late: fills the gap
-        signed(a, 4, interval=3),   # a second reading for interval 3
-        signed(a, 2, interval=6),   # a low sequence claiming a later interval
-        signed(a, 2, interval=2),   # fits between 1 and 3
-    ])
+    outcomes = store.insert_readings(
+        [
+            signed(a, 6, interval=5),  # new sequence, interval already reported
+            signed(a, 3, interval=3),  # lost in transit and resent late: fills the gap
+            signed(a, 4, interval=3),  # a second reading for interval 3
+            signed(a, 2, interval=6),  # a low sequence claiming a later interval
+            signed(a, 2, interval=2),  # fits between 1 and 3
+        ]
+    )
     assert [o.status for o in outcomes] == ["replay", "accepted", "replay", "replay", "accepted"]
-    assert [(r.reading.sequence, r.reading.interval_start_s - T0)
-            for r in store.readings_of_meter(a.address)] == [
-        (1, 900), (2, 1800), (3, 2700), (5, 4500)]
+    assert [
+        (r.reading.sequence, r.reading.interval_start_s - T0)
+        for r in store.readings_of_meter(a.address)
+    ] == [(1, 900), (2, 1800), (3, 2700), (5, 4500)]
 
 
 def test_a_batch_with_an_unknown_meter_stores_nothing(store: Store) -> None:
@@ -121,8 +150,13 @@ def test_a_batch_with_an_unknown_meter_stores_nothing(store: Store) -> None:
 def test_reading_lookup_and_interval_queries(store: Store) -> None:
     meters = fleet(3)
     register(store, meters)
-    store.insert_readings([signed(m, s, interval=s, imported_wh=100 * s + i)
-                           for i, m in enumerate(meters) for s in (1, 2)])
+    store.insert_readings(
+        [
+            signed(m, s, interval=s, imported_wh=100 * s + i)
+            for i, m in enumerate(meters)
+            for s in (1, 2)
+        ]
+    )
     in_first = store.readings_in_interval(T0 + 900)
     assert sorted(r.reading.imported_wh for r in in_first) == [100, 101, 102]
     assert store.interval_totals(T0 + 1800) == (603, 0)
@@ -145,7 +179,8 @@ def test_meters_need_a_registered_owner_and_positive_power(store: Store) -> None
     store.set_meter_active("0x" + "33" * 20, False)
     assert store.meters() == [Meter("0x" + "33" * 20, owner, 5000, False)]
     assert store.meters_by_address(["0x" + "33" * 20, "0x" + "44" * 20]).keys() == {
-        "0x" + "33" * 20}
+        "0x" + "33" * 20
+    }
 
 
 def test_orders_keep_participant_nonce_unique(store: Store) -> None:
@@ -197,7 +232,9 @@ def test_settlement_happens_once_and_balances(store: Store) -> None:
     assert store.interval(T0).status == "settled"
     assert store.interval(T0).settle_tx == "0x" + "1" * 64
     assert [(s.participant, s.delta_micro) for s in store.settlements_in_interval(T0)] == [
-        (a, 5), (b, -5)]
+        (a, 5),
+        (b, -5),
+    ]
     assert [s.delta_micro for s in store.settlements_of(b)] == [-5]
 
 
@@ -207,7 +244,10 @@ def test_anchor_rows_go_pending_then_mined(store: Store) -> None:
     with pytest.raises(ConflictError):
         store.record_anchor_pending(T0, "0x" + "d" * 64)
     mined = store.mark_anchor_mined(T0, "0x" + "e" * 64)
-    assert (mined.status, mined.tx_hash, mined.readings_root) == ("mined", "0x" + "e" * 64,
-                                                                 "0x" + "c" * 64)
+    assert (mined.status, mined.tx_hash, mined.readings_root) == (
+        "mined",
+        "0x" + "e" * 64,
+        "0x" + "c" * 64,
+    )
     with pytest.raises(NotFoundError):
         store.mark_anchor_mined(T0 + 900, None)

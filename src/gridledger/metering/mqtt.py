@@ -47,8 +47,9 @@ def parse_broker_url(broker_url: str) -> tuple[str, int]:
 def connect_client(broker_url: str, client_id: str, manual_ack: bool = False) -> mqtt.Client:
     """A persistent-session client that keeps reconnecting in its own network thread."""
     host, port = parse_broker_url(broker_url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         clean_session=False, manual_ack=manual_ack)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=manual_ack
+    )
     client.reconnect_delay_set(min_delay=1, max_delay=2)
     client.connect_async(host, port, keepalive=10)
     return client
@@ -57,8 +58,13 @@ def connect_client(broker_url: str, client_id: str, manual_ack: bool = False) ->
 class MqttGatewayBridge:
     """Feeds MQTT readings to a :class:`Gateway` in batches and publishes acks after commit."""
 
-    def __init__(self, gateway: Gateway, broker_url: str, client_id: str = "gridledger-gateway",
-                 batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        broker_url: str,
+        client_id: str = "gridledger-gateway",
+        batch_size: int = 500,
+    ) -> None:
         self.gateway = gateway
         self.batch_size = batch_size
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
@@ -79,8 +85,9 @@ class MqttGatewayBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
-                    _properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
+    ) -> None:
         if not reason.is_failure:
             client.subscribe(READINGS_TOPIC + "+", qos=QOS)
 
@@ -145,8 +152,9 @@ class MqttMeterClient(MeterClient):
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
-                    _properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
+    ) -> None:
         if not reason.is_failure:
             client.subscribe(ACKS_TOPIC + self.meter, qos=QOS)
 

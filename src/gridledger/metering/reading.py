@@ -85,8 +85,13 @@ def encode_reading(reading: Reading) -> bytes:
 
 
 def _int_values(reading: Reading) -> tuple[int, ...]:
-    return (reading.sequence, reading.interval_start_s, reading.interval_length_s,
-            reading.imported_wh, reading.exported_wh)
+    return (
+        reading.sequence,
+        reading.interval_start_s,
+        reading.interval_length_s,
+        reading.imported_wh,
+        reading.exported_wh,
+    )
 
 
 def reading_struct_hash(reading: Reading) -> bytes:

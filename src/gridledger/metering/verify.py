@@ -16,8 +16,13 @@ from gridledger.errors import ReadingRejected, ValidationError
 from gridledger.metering.reading import Reading, SignedReading, check_reading, reading_digest
 
 RejectCode = Literal[
-    "malformed", "bad_signature", "unknown_meter", "inactive_meter", "replay",
-    "out_of_window", "implausible",
+    "malformed",
+    "bad_signature",
+    "unknown_meter",
+    "inactive_meter",
+    "replay",
+    "out_of_window",
+    "implausible",
 ]
 DEFAULT_CLOCK_SKEW_S = 60
 
@@ -87,13 +92,15 @@ def _check_sequence(reading: Reading, last_sequence: Mapping[str, int]) -> None:
 def _check_window(reading: Reading, context: VerifyContext) -> None:
     if reading.interval_start_s % reading.interval_length_s:
         raise ReadingRejected(
-            "out_of_window", "interval_start_s",
+            "out_of_window",
+            "interval_start_s",
             f"{reading.interval_start_s} is not a multiple of interval_length_s "
             f"{reading.interval_length_s}",
         )
     if reading.interval_end_s > context.now_s + context.max_clock_skew_s:
         raise ReadingRejected(
-            "out_of_window", "interval_start_s",
+            "out_of_window",
+            "interval_start_s",
             f"interval ends at {reading.interval_end_s}, after now ({context.now_s})",
         )
 
@@ -105,7 +112,8 @@ def _check_plausible(reading: Reading, rated_power_w: int) -> None:
         energy_wh = getattr(reading, name)
         if energy_wh * 3600 > limit_wh_x3600:
             raise ReadingRejected(
-                "implausible", name,
+                "implausible",
+                name,
                 f"{energy_wh} Wh exceeds rated power {rated_power_w} W over "
                 f"{reading.interval_length_s} s ({limit_wh_x3600 // 3600} Wh)",
             )

