@@ -17,9 +17,9 @@ from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 
 from gridledger.eip712 import Domain, address_of, key_from_seed
-from gridledger.errors import ChainUnavailable, ConflictError, ValidationError
+from gridledger.errors import ChainError, ChainUnavailable, ConflictError, ValidationError
 from gridledger.ledger.artifacts import load_artifact
-from gridledger.ledger.entries import pack_entries
+from gridledger.ledger.entries import pack_entries, unpack_entry
 from gridledger.ledger.netting import NettingBook, NettingClaim
 from gridledger.ledger.sender import TxResult, TxSender, TxStats
 from gridledger.ledger.transport import MEMORY, Connection, connect
@@ -403,6 +403,23 @@ class Ledger:
         """(credits, debits) posted by roots and not yet claimed."""
         credits, debits = self._read(self._c.market, "nettingCapacity")
         return int(credits), int(debits)
+
+    def settled_deltas(self, interval_start_s: int, tx_hash: str) -> dict[str, int]:
+        """The deltas a successful ``settleInterval`` transaction of this Market applied.
+
+        Read from the transaction's own calldata (found by hash, no log scan), so a verifier
+        need not trust the operator's store; raises ChainError when ``tx_hash`` is not such a
+        settlement of ``interval_start_s``.
+        """
+        w3, market = self._conn.w3, self._c.market
+        tx = self._conn.call(lambda: w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+        receipt = self._conn.call(lambda: w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        if receipt["status"] != 1 or str(tx["to"]).lower() != market.address.lower():
+            raise ChainError(f"tx_hash: {tx_hash} is not a successful call of the Market")
+        function, args = market.decode_function_input(tx["input"])
+        if function.fn_name != "settleInterval" or int(args["intervalStartS"]) != interval_start_s:
+            raise ChainError(f"tx_hash: {tx_hash} does not settle interval {interval_start_s}")
+        return dict(unpack_entry(bytes(entry)) for entry in args["entries"])
 
     def accounts_view(self, accounts: Sequence[str]) -> dict[str, AccountView]:
         """Role, status, escrow and pending withdrawal of many accounts in one call."""

@@ -200,8 +200,12 @@ class SecurityMonitor:
         features = {"count": float(alert.count), "window_s": float(self._rule_window(alert))}
         for node in self.nodes:
             signed = node.evidence(
-                alert.source, alert.window_end_s, f"traffic/{alert.rule}", self.model_version,
-                float(alert.count), features,
+                alert.source,
+                alert.window_end_s,
+                f"traffic/{alert.rule}",
+                self.model_version,
+                float(alert.count),
+                features,
             )
             self._submit(node, signed)
 

@@ -12,10 +12,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from eth_utils.crypto import keccak
-
 from gridledger.errors import ValidationError
-from gridledger.ledger import Ledger, pack_entries
+from gridledger.ledger import Ledger
 from gridledger.market import Order, TradeLine, order_leaf, trade_leaf
 from gridledger.merkle import build_tree
 from gridledger.metering import Reading, reading_leaf
@@ -109,20 +107,16 @@ def build_statement(
 def chain_commitments(
     ledger: Ledger, store: Store, statement: Statement
 ) -> dict[int, OnChainCommitment]:
-    """Roots from the chain; the participant's delta from the store's entries, accepted only
-    when they hash to the ``entriesHash`` the Market contract emitted when it settled."""
-    settled_hash = {
-        int(e.args["intervalStartS"]): bytes.fromhex(str(e.args["entriesHash"])[2:])
-        for e in ledger.events()
-        if e.name == "IntervalSettled"
-    }
+    """Roots from the chain, and the participant's delta from the calldata of the settlement
+    transaction the chain executed (the store only says which transaction to look at)."""
     out = {}
     for interval in statement.intervals:
         start = interval.interval_start_s
         on_chain = ledger.interval(start)
-        deltas = {s.participant: s.delta_micro for s in store.settlements_in_interval(start)}
-        proven = keccak(b"".join(pack_entries(deltas))) == settled_hash.get(start)
-        delta = deltas.get(statement.participant, 0) if proven else None
+        row = store.interval(start)
+        delta = None
+        if on_chain.settled and row.settle_tx:
+            delta = ledger.settled_deltas(start, row.settle_tx).get(statement.participant, 0)
         out[start] = OnChainCommitment(
             on_chain.orders_root,
             on_chain.result_root,

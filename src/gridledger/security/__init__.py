@@ -1,11 +1,13 @@
 """Anomaly and intrusion detection with evidence on-chain (pure; the chain edge is ``onchain``).
 
-Meter streams: :func:`train_meter_detector` -> :class:`MeterDetector` (scikit-learn, versioned).
+Meter streams: :func:`train_meter_detector` -> :class:`MeterDetector` (scikit-learn, versioned),
+optionally reading the feeder meter; :class:`BalanceDetector`: the feeder's energy balance.
 Node traffic: :func:`detect_traffic` / :class:`TrafficDetector` over reason-coded events.
 Collaboration: :class:`DetectorNode` signs :class:`Evidence`; :class:`QuorumBook` applies the
 k-of-n rule the ``Evidence`` contract enforces. Measurement: :func:`evaluate`.
 """
 
+from gridledger.security.balance import BalanceConfig, BalanceDetector, FeederModel
 from gridledger.security.evaluation import evaluate, format_report
 from gridledger.security.evidence import (
     DetectorNode,
@@ -25,9 +27,12 @@ from gridledger.security.traffic import (
 )
 
 __all__ = [
+    "BalanceConfig",
+    "BalanceDetector",
     "Confirmation",
     "DetectorNode",
     "Evidence",
+    "FeederModel",
     "Finding",
     "MeterDetector",
     "QuorumBook",

@@ -43,7 +43,9 @@ BALANCE_FEATURE_NAMES = (
 ONSET_STEP = 24  # intervals: a meter's misreporting may start at any 6-hour step of the span
 COLLINEAR_SHARE = 1e-3  # a column this much explained by those chosen adds nothing
 MAX_UNEXPLAINED = float(__import__("os").environ.get("GL_MU", "1e9"))
-COPY_COSINE = float(__import__("os").environ.get("GL_CC", "0.99"))  # columns this alike are copies of one profile: the feeder cannot tell them apart
+COPY_COSINE = float(
+    __import__("os").environ.get("GL_CC", "0.99")
+)  # columns this alike are copies of one profile: the feeder cannot tell them apart
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class FeederModel:
 
     loss_share: float = 0.03
     gain_error: float = 0.002
-    noise_share: float = 0.005
+    noise_share: float = 0.002  # IEC 62053-22 class 0.2S transformer metering
 
     def feeder_wh(self, clean_wh: Int64Array, seed: int) -> Int64Array:
         """The feeder meter's readings over an episode whose true loads are ``clean_wh``."""
@@ -75,13 +77,18 @@ class FeederModel:
 class BalanceConfig:
     """Everything that determines the balance detector's answers; hashed into its version."""
 
-    z_enter: float = 4.0  # t-statistic a meter needs to enter the explanation
-    threshold: float = 6.0  # |t| at which a window is flagged
+    z_enter: float = 3.5  # t-statistic a meter needs to enter the explanation
+    threshold: float = 4.0  # |t| at which a window is flagged
     min_deviation: float = 0.08  # |1/s - 1| below this is within the meter class, not an attack
-    window_intervals: int = WINDOW_INTERVALS
+    window_intervals: int = 2 * WINDOW_INTERVALS
+    # Left-over residual spread (in calibrated noise units) above which the explanation failed
+    # and its t-statistics prove nothing: many meters misreporting at once in other ways.
+    max_unexplained: float = 1.3
+    persist_windows: int = 2  # a meter must stand out in this many consecutive windows
+    copy_cosine: float = 0.95  # profiles this alike in the window: the feeder cannot tell apart
 
     def __post_init__(self) -> None:
-        if not 0 <= self.z_enter <= self.threshold:
+        if not 0 < self.z_enter <= self.threshold:
             raise ValidationError("z_enter", "must be positive and at most the threshold")
         if self.window_intervals < 8:
             raise ValidationError("window_intervals", "need at least 8 intervals")
@@ -100,6 +107,8 @@ class BalanceResult:
     t_stat: FloatArray  # (n_meters, n_windows); 0 where the meter did not enter the fit
     factor: FloatArray  # (n_meters, n_windows); 1 where the meter did not enter the fit
     gap_z: FloatArray  # (n_windows,): the feeder's whole unexplained energy, in noise units
+    explained: npt.NDArray[np.bool_]  # (n_windows,): the fit left only noise behind
+    reach_t: FloatArray  # (n_meters, n_windows): |t| a ``min_deviation`` misreport would reach
 
     def features(self) -> FloatArray:
         """The columns of :data:`BALANCE_FEATURE_NAMES`, shape (n_meters, n_windows, 4)."""
@@ -128,7 +137,7 @@ def _fit_losses(total: FloatArray, feeder: FloatArray) -> _LossFit:
     coefficients, *_ = np.linalg.lstsq(design, feeder, rcond=None)
     relative = (feeder - design @ coefficients) / np.maximum(feeder, 1.0)
     spread = 1.4826 * float(np.median(np.abs(relative - np.median(relative))))
-    return _LossFit(coefficients, mean, max(spread, 1e-4))
+    return _LossFit(np.asarray(coefficients, dtype=np.float64), mean, max(spread, 1e-4))
 
 
 class BalanceDetector:
@@ -159,23 +168,43 @@ class BalanceDetector:
         t_stat = np.zeros((reported.shape[0], len(ends)))
         beta = np.zeros_like(t_stat)
         gap_z = np.zeros(len(ends))
+        explained = np.zeros(len(ends), dtype=bool)
+        reach_t = np.zeros_like(t_stat)
         for w, end in enumerate(ends):
             span = slice(int(end) - self.config.window_intervals, int(end))
             whitened = residual[span] / sigma[span]
             gap_z[w] = whitened.sum() / np.sqrt(len(whitened))
             columns = _step_columns(reported[:, span].T / sigma[span, None], ONSET_STEP)
             steps = columns.shape[1] // len(reported)
-            chosen, t, b = explain(columns, whitened, self.config.z_enter, np.tile(level[:, w], steps))
+            chosen, t, b, explained[w] = explain(
+                columns, whitened, self.config, np.tile(level[:, w], steps)
+            )
+            reach_t[:, w] = self.config.min_deviation * np.linalg.norm(
+                columns[:, : len(reported)], axis=0
+            )
             _keep_strongest(chosen % len(reported), t, b, t_stat[:, w], beta[:, w])
         factor = np.where(t_stat != 0, 1.0 / np.maximum(1.0 + beta, 1e-3), 1.0)
-        return BalanceResult(t_stat, factor, gap_z)
+        return BalanceResult(t_stat, factor, gap_z, explained, reach_t)
 
     def score(self, reported_wh: Int64Array, feeder_wh: Int64Array) -> FloatArray:
-        """|t| of each meter and window, 0 where the deviation is immaterial."""
+        """Per meter and window, the smallest |t| over the last ``persist_windows`` windows
+        (0 unless the meter was material and of one sign in all of them)."""
         result = self.analyse(reported_wh, feeder_wh)
         material = np.abs(1.0 / result.factor - 1.0) >= self.config.min_deviation
-        scores: FloatArray = np.where(material, np.abs(result.t_stat), 0.0)
-        return scores
+        signed = np.where(material, result.t_stat, 0.0)
+        return persistent(signed, self.config.persist_windows)
+
+    def vouches(self, reported_wh: Int64Array, feeder_wh: Int64Array) -> npt.NDArray[np.bool_]:
+        """Per meter and window: the feeder balance shows this meter reported honestly.
+
+        True when the residual was fully explained without the meter and a misreport of
+        ``min_deviation`` of its energy would have stood out at the threshold.
+        """
+        r = self.analyse(reported_wh, feeder_wh)
+        vouched: npt.NDArray[np.bool_] = (
+            r.explained[None, :] & (r.t_stat == 0) & (r.reach_t >= self.config.threshold)
+        )
+        return vouched
 
     def flags(self, reported_wh: Int64Array, feeder_wh: Int64Array) -> npt.NDArray[np.bool_]:
         flagged: npt.NDArray[np.bool_] = self.score(reported_wh, feeder_wh) >= self.threshold
@@ -183,8 +212,8 @@ class BalanceDetector:
 
 
 def explain(
-    x: FloatArray, y: FloatArray, z_enter: float, level: FloatArray | None = None
-) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray]:
+    x: FloatArray, y: FloatArray, config: BalanceConfig, level: FloatArray | None = None
+) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray, bool]:
     """Greedy least squares of ``y`` (n,) on columns of ``x`` (n, p), both noise-whitened.
 
     Columns that are (scaled) copies of the best one in what is left to explain cannot be told
@@ -193,8 +222,6 @@ def explain(
     t-statistics and coefficients in the final fit.
     """
     n, p = x.shape
-    if z_enter == 0:
-        return _full(x, y)
     chosen: list[int] = []
     left = y.copy()
     original = np.linalg.norm(x, axis=0)
@@ -208,50 +235,61 @@ def explain(
         scale = _noise_scale(left, n - len(chosen))
         z = np.where(usable, orthogonal.T @ left / safe, 0.0) / scale
         best = int(np.argmax(np.abs(z)))
-        if abs(z[best]) < z_enter:
+        if abs(z[best]) < config.z_enter:
             break
         if level is not None:
-            best = _among_copies(orthogonal / safe, usable, best, z[best] > 0, level)
+            copies = usable & (
+                np.abs((orthogonal / safe).T @ (orthogonal[:, best] / safe[best]))
+                >= config.copy_cosine
+            )
+            best = _among_copies(copies, best, z[best] > 0, level)
         chosen.append(best)
         direction = orthogonal[:, best] / norms[best]
         orthogonal = orthogonal - np.outer(direction, direction @ orthogonal)
         left = left - direction * (direction @ left)
     if not chosen:
         empty = np.zeros(0)
-        return np.zeros(0, dtype=np.intp), empty, empty
+        return (
+            np.zeros(0, dtype=np.intp),
+            empty,
+            empty,
+            _noise_scale(y, n) <= config.max_unexplained,
+        )
     columns = x[:, chosen]
-    coefficients, *_ = np.linalg.lstsq(columns, y, rcond=None)
+    solution, *_ = np.linalg.lstsq(columns, y, rcond=None)
+    coefficients = np.asarray(solution, dtype=np.float64)
     scale = _noise_scale(y - columns @ coefficients, n - len(chosen))
     covariance = np.linalg.pinv(columns.T @ columns)
     t = coefficients / (np.sqrt(np.maximum(np.diag(covariance), 1e-18)) * scale)
-    if scale > MAX_UNEXPLAINED:  # the explanation failed: its t-statistics prove nothing
+    explained = scale <= config.max_unexplained
+    if not explained:  # the explanation failed: its t-statistics prove nothing
         t = t * 0.0
-    return np.asarray(chosen, dtype=np.intp), t, coefficients
+    return np.asarray(chosen, dtype=np.intp), t, coefficients, explained
 
 
-def _among_copies(
-    unit: FloatArray, usable: npt.NDArray[np.bool_], best: int, under: bool, level: FloatArray
-) -> int:
+def _among_copies(is_copy: npt.NDArray[np.bool_], best: int, under: bool, level: FloatArray) -> int:
     """The copy of column ``best`` whose level fell most (``under``) or rose most."""
-    copies = np.nonzero(usable & (np.abs(unit.T @ unit[:, best]) >= COPY_COSINE))[0]
+    copies = np.nonzero(is_copy)[0]
     if len(copies) < 2:
         return best
     pick = np.argmin(level[copies]) if under else np.argmax(level[copies])
     return int(copies[pick])
 
 
-def _full(x: FloatArray, y: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray, FloatArray]:
-    n, p = x.shape
-    coefficients, *_ = np.linalg.lstsq(x, y, rcond=None)
-    scale = _noise_scale(y - x @ coefficients, n - p)
-    covariance = np.linalg.pinv(x.T @ x)
-    t = coefficients / (np.sqrt(np.maximum(np.diag(covariance), 1e-18)) * scale)
-    return np.arange(p, dtype=np.intp), t, coefficients
-
-
 def _noise_scale(left: FloatArray, dof: int) -> float:
     """Residual spread in noise units, never below 1 (the calibrated noise)."""
     return max(1.0, float(np.sqrt(left @ left / max(dof, 1))))
+
+
+def persistent(signed: FloatArray, windows: int) -> FloatArray:
+    """min |value| over each window and the ``windows - 1`` before it, 0 on a sign change."""
+    out: FloatArray = np.abs(signed)
+    for lag in range(1, windows):
+        earlier = np.zeros_like(signed)
+        earlier[:, lag:] = signed[:, :-lag]
+        same_sign = np.sign(earlier) == np.sign(signed)
+        out = np.where(same_sign, np.minimum(out, np.abs(earlier)), 0.0)
+    return out
 
 
 def _step_columns(x: FloatArray, step: int) -> FloatArray:

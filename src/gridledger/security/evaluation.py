@@ -19,8 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from gridledger.iotools.simbench import INTERVALS_PER_DAY
+from gridledger.iotools.simbench import INTERVALS_PER_DAY, Int64Array
 from gridledger.security.attacks import EVAL_ATTACKS, AttackSpec, inject
+from gridledger.security.auditor import AuditorDetector
+from gridledger.security.balance import BalanceDetector, FeederModel
 from gridledger.security.data import (
     HELD_OUT_EPISODES,
     HELD_OUT_GRIDS,
@@ -29,8 +31,6 @@ from gridledger.security.data import (
     Episode,
     episodes,
 )
-from gridledger.iotools.simbench import Int64Array
-from gridledger.security.balance import BalanceDetector, FeederModel
 from gridledger.security.features import window_ends
 from gridledger.security.meter_detector import (
     TrainingConfig,
@@ -196,13 +196,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Train the detectors, attack held-out weeks, report per-attack P/R/F1/delay and clean FP.
 
+    ``detector`` is the auditor's (classifier and feeder balance together); with ``baseline``
+    the grid operator's balance detector alone and the community operator's classifier alone
+    (meter streams only) are measured on the same attacks.
+
     The result is JSON-ready; :func:`format_report` renders it as a table.
     """
     started = time.perf_counter()
     held_out = episodes(grids, episode_indices)
-    models = [train_meter_detector(TrainingConfig(kind="hgb", seed=seed))]
+    classifier = train_meter_detector(TrainingConfig(kind="hgb", seed=seed))
+    balance = BalanceDetector()
+    models: list[EpisodeDetector] = [AuditorDetector(classifier, balance)]
     if baseline:
-        models.append(train_meter_detector(TrainingConfig(kind="iforest", seed=seed)))
+        models.extend([balance, classifier])
     reports = [evaluate_detector(model, held_out, seed=seed) for model in models]
     return {
         "seed": seed,

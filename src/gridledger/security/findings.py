@@ -8,7 +8,7 @@ import numpy as np
 
 from gridledger.iotools.simbench import PROFILE_INTERVAL_S, Int64Array
 from gridledger.security.evidence import EVIDENCE_WINDOW_S, DetectorNode, SignedEvidence
-from gridledger.security.features import FEATURE_NAMES, window_ends, window_features
+from gridledger.security.features import window_ends
 from gridledger.security.meter_detector import MeterDetector
 
 
@@ -27,9 +27,14 @@ def meter_findings(
     reported_wh: Int64Array,
     meters: tuple[str, ...],
     episode_start_s: int,
+    feeder_wh: Int64Array | None = None,
 ) -> list[Finding]:
-    """Findings over an episode whose first interval starts at ``episode_start_s``."""
-    features = window_features(reported_wh)
+    """Findings over an episode whose first interval starts at ``episode_start_s``.
+
+    ``feeder_wh`` (the feeder meter over the episode) is needed by models that read it.
+    """
+    features = detector.features(reported_wh, feeder_wh)
+    names = detector.config.all_feature_names
     scores = detector.score_features(features)
     end_s = episode_start_s + window_ends() * PROFILE_INTERVAL_S
     # A window ending exactly at midnight belongs to the day it covers.
@@ -44,7 +49,7 @@ def meter_findings(
             subject=meters[row],
             time_s=int(end_s[w]) - 1,
             score=float(scores[row, w]),
-            features=dict(zip(FEATURE_NAMES, map(float, features[row, w]), strict=True)),
+            features=dict(zip(names, map(float, features[row, w]), strict=True)),
         )
         for (row, _), w in sorted(best.items())
     ]

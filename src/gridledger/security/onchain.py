@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,11 +151,17 @@ class EvidenceContract:
         """Every submission and confirmation since ``from_block``, in chain order."""
         found: list[EvidenceEvent] = []
         for name in ("EvidenceSubmitted", "AnomalyConfirmed"):
-            event = self._contract.events[name]()
-            logs = self._conn.call(lambda e=event: list(e.get_logs(from_block=from_block)))
-            found.extend(_event(name, log) for log in logs)
+            found.extend(_event(name, log) for log in self._logs(name, from_block))
         found.sort(key=lambda e: (e.block, e.name != "EvidenceSubmitted"))
         return found
+
+    def _logs(self, name: str, from_block: int) -> list[Any]:
+        event = self._contract.events[name]()
+
+        def fetch() -> list[Any]:
+            return list(event.get_logs(from_block=from_block))
+
+        return list(self._conn.call(fetch))
 
     def _operator_call(self, contract: Contract, function: str, args: list[Any]) -> TxResult:
         data = bytes.fromhex(contract.encode_abi(function, args=args)[2:])
@@ -186,18 +192,18 @@ class EvidenceContract:
 
 def _event(name: str, log: Any) -> EvidenceEvent:
     args = log["args"]
-    common = {
-        "name": name,
-        "subject": to_checksum_address(args["subject"]),
-        "window_start_s": int(args["windowStartS"]),
-        "votes": int(args["votes"]),
-        "block": int(log["blockNumber"]),
-    }
+    event = EvidenceEvent(
+        name,
+        to_checksum_address(args["subject"]),
+        int(args["windowStartS"]),
+        int(args["votes"]),
+        int(log["blockNumber"]),
+    )
     if name == "EvidenceSubmitted":
         detector = to_checksum_address(args["detector"])
-        return EvidenceEvent(**common, detector=detector, evidence_hash=bytes(args["evidenceHash"]))
+        return replace(event, detector=detector, evidence_hash=bytes(args["evidenceHash"]))
     suspended = to_checksum_address(args["suspended"])
-    return EvidenceEvent(**common, suspended=None if int(suspended, 16) == 0 else suspended)
+    return replace(event, suspended=None if int(suspended, 16) == 0 else suspended)
 
 
 def _plain(value: Any) -> Any:

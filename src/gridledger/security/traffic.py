@@ -2,7 +2,7 @@
 
 Events are what the gateway and the API already know: a source (client address or meter), a
 time and a reason code (the gateway's ``bad_signature``, ``replay``, ``unknown_meter``... plus
-``auth_failed`` (401) and ``rate_limited`` (429) from the API, ``request`` for any request). A rule counts one
+``auth_failed`` (401), ``rate_limited`` (429) and ``request`` from the API). A rule counts one
 set of codes per source over a sliding window and alerts when the count exceeds its limit; an
 alert is raised once per burst, again only after a quiet full window.
 """
