@@ -60,7 +60,7 @@ def test_small_scaling_is_caught_less_often_than_large(
 
 
 def test_model_version_names_kind_and_hashes_the_training_config(detector: MeterDetector) -> None:
-    assert detector.version.startswith("meter-hgb/1+")
+    assert detector.version.startswith("meter-hgb/2+")
     assert detector.version == TrainingConfig(kind="hgb", seed=0).version
     assert TrainingConfig(kind="hgb", seed=1).version != detector.version
     other_grids = dataclasses.replace(detector.config, grids=("1-LV-rural2--0-sw",))

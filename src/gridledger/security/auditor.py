@@ -4,9 +4,9 @@ balance, each covering what the other cannot (pure).
 A window is flagged when the balance names the meter (a scaled or under-reported profile), or
 when the classifier flags it and the feeder does not vouch for it. The feeder vouches for a meter
 when its residual was fully explained without that meter and a misreport of ``min_deviation``
-of the meter's energy would have stood out: a level change the classifier sees there is the
-household's own, not a lie. Shape attacks (replay, swap) leave a residual no profile explains,
-so the feeder vouches for no one and the classifier decides.
+of the meter's energy would have been visible (``vouch_t``): a level change the classifier sees
+there is the household's own, not a lie. Shape attacks (replay, swap) leave a residual no
+profile explains, so the feeder vouches for no one and the classifier decides.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ class BalanceConfig:
     # and its t-statistics prove nothing: many meters misreporting at once in other ways.
     max_unexplained: float = 1.3
     persist_windows: int = 2  # a meter must stand out in this many consecutive windows
+    vouch_t: float = 2.0  # |t| a min_deviation misreport must reach for the feeder to vouch
     copy_cosine: float = 0.95  # profiles this alike in the window: the feeder cannot tell apart
 
     def __post_init__(self) -> None:
@@ -198,11 +199,11 @@ class BalanceDetector:
         """Per meter and window: the feeder balance shows this meter reported honestly.
 
         True when the residual was fully explained without the meter and a misreport of
-        ``min_deviation`` of its energy would have stood out at the threshold.
+        ``min_deviation`` of its energy would have reached ``vouch_t``.
         """
         r = self.analyse(reported_wh, feeder_wh)
         vouched: npt.NDArray[np.bool_] = (
-            r.explained[None, :] & (r.t_stat == 0) & (r.reach_t >= self.config.threshold)
+            r.explained[None, :] & (r.t_stat == 0) & (r.reach_t >= self.config.vouch_t)
         )
         return vouched
 

@@ -5,17 +5,14 @@ connection, its operator key and its Registry) while the ledger client is still 
 and it reaches into the Ledger's private ``_conn`` / ``_sender`` / ``_c`` for that. When the
 ledger grows public accessors for them, only this module changes.
 
-The ABI and bytecode come from ``gridledger/ledger/artifacts/Evidence.json`` once
-``contracts/scripts/compile.js`` lists ``Evidence``; callers (tests) may pass an artifact
-built by forge meanwhile.
+The ABI and bytecode come from ``gridledger/ledger/artifacts/Evidence.json`` (built by
+``contracts/scripts/compile.js`` like the other contracts).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
@@ -24,7 +21,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3.contract import Contract
 
-from gridledger.errors import ContractRevert, NotFoundError
+from gridledger.errors import ContractRevert
 from gridledger.ledger import Ledger, TxResult
 from gridledger.ledger.artifacts import Artifact, load_artifact
 from gridledger.ledger.sender import TxSender
@@ -38,30 +35,9 @@ _SUSPENDER_ROLE = keccak(text="SUSPENDER_ROLE")
 DETECTOR_ROLE = keccak(text="DETECTOR_ROLE")
 
 
-FORGE_BUILD = Path("contracts/out/Evidence.sol/Evidence.json")
-
-
 def evidence_artifact() -> Artifact:
-    """The compiled Evidence contract: the packaged one, else forge's build in a checkout."""
-    try:
-        return load_artifact("Evidence")
-    except FileNotFoundError:
-        pass
-    for folder in Path(__file__).resolve().parents:
-        if (folder / FORGE_BUILD).is_file():
-            return forge_artifact(folder / FORGE_BUILD)
-    raise NotFoundError(
-        "Evidence artifact: add 'Evidence' to contracts/scripts/compile.js and recompile, "
-        "or run forge build in contracts/"
-    )
-
-
-def forge_artifact(path: Path) -> Artifact:
-    """An artifact from forge's ``out/<File>.sol/<Contract>.json``."""
-    raw = json.loads(path.read_text())
-    return Artifact(
-        path.stem, raw["abi"], raw["bytecode"]["object"], raw["deployedBytecode"]["object"], ""
-    )
+    """The compiled Evidence contract, packaged with the other artifacts."""
+    return load_artifact("Evidence")
 
 
 @dataclass(frozen=True)
