@@ -20,7 +20,9 @@ def test_bench_ingests_every_reading_on_each_database(db_url: str) -> None:
     result = bench_ingest(2_500, db_url)  # three batches, the last one partial
     assert result["db"] == db_url.split(":", 1)[0]
     assert result["accepted"] == 2_500 and result["accepted_per_s"] > 0, result
-    assert result["rss_after_mb"] >= result["rss_after_first_batch_mb"] > 0, result
+    # RSS may also shrink (the allocator returns memory); it is reported, and bounded here.
+    assert result["rss_after_first_batch_mb"] > 0 and result["rss_after_mb"] > 0, result
+    assert result["rss_growth_mb"] <= 64, result
 
 
 @pytest.mark.slow
