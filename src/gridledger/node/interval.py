@@ -34,11 +34,11 @@ from gridledger.metering import readings_root
 from gridledger.settlement import (
     Delivery,
     DeliverySettlement,
-    SettledTrade,
     Tariffs,
     settle_with_delivery,
     trade_amount_micro,
 )
+from gridledger.settlement.statements import settled_trades
 from gridledger.store import IntervalRow, OrderRow, Participant, StatementLineRow, Store, TradeRow
 
 SUPPLIER_SEED = "grid-supplier"
@@ -214,10 +214,7 @@ class MarketOperator:
     def settlement_of(
         self, start_s: int, lines: Sequence[TradeLine], cap_to_escrow: bool
     ) -> DeliverySettlement:
-        trades = [
-            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
-            for t in lines
-        ]
+        trades = settled_trades(lines)
         deliveries = self.deliveries(start_s)
         involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
         escrow = None

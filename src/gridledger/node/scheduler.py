@@ -20,10 +20,9 @@ from eth_utils.crypto import keccak
 from gridledger.errors import ConflictError, GridledgerError, NotFoundError
 from gridledger.ledger import TxResult, pack_entries
 from gridledger.market import ClearingResult, TradeLine, orders_root, result_lines, result_root
-from gridledger.metering import readings_root
 from gridledger.node.interval import trade_row
 from gridledger.node.market import LiveMarket
-from gridledger.settlement import DeliverySettlement, SettledTrade, settle_with_delivery
+from gridledger.settlement import DeliverySettlement
 from gridledger.store import IntervalRow
 
 log = logging.getLogger(__name__)
@@ -125,33 +124,15 @@ class Scheduler:
         )
 
     def _roots(self, start_s: int, result: ClearingResult) -> tuple[bytes, bytes, bytes]:
-        readings = [s.reading for s in self.market.store.readings_in_interval(start_s)]
-        return (orders_root(result.book.orders or ()), result_root(result), readings_root(readings))
+        return self.market.operator.roots_of(start_s, result)
 
     def _plan(
         self, start_s: int, result: ClearingResult
     ) -> tuple[tuple[bytes, bytes, bytes], tuple[TradeLine, ...], DeliverySettlement]:
-        """The inputs MarketOperator.settle_interval computes before it sends anything.
-
-        Only the recovery paths need them separately (asked the lead to expose this as one
-        MarketOperator method so that the two cannot drift apart).
-        """
-        op, ledger = self.market.operator, self.market.ledger
+        """The inputs MarketOperator.settle_interval computes before it sends anything."""
+        op = self.market.operator
         lines = result_trade_lines(result)
-        trades = [
-            SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
-            for t in lines
-        ]
-        deliveries = op.deliveries(start_s)
-        involved = set(deliveries) | {t.buyer for t in trades} | {t.seller for t in trades}
-        settlement = settle_with_delivery(
-            trades,
-            deliveries,
-            op.tariffs,
-            grid_operator=ledger.deployment.grid_operator,
-            supplier=op.supplier,
-            escrow_micro={a: ledger.escrow_of(a) for a in involved},
-        )
+        settlement = op.settlement_of(start_s, lines, cap_to_escrow=True)
         return self._roots(start_s, result), lines, settlement
 
     def _settle_committed(self, start_s: int, result: ClearingResult) -> None:

@@ -9,7 +9,7 @@ participant can check its bill without trusting the operator; each problem names
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +90,14 @@ def _proof_problems(interval: IntervalStatement, chain: OnChainCommitment) -> li
     )
 
 
+def settled_trades(lines: Iterable[TradeLine]) -> list[SettledTrade]:
+    """What settlement needs of published trade lines (the nonces only identify orders)."""
+    return [
+        SettledTrade(t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh)
+        for t in lines
+    ]
+
+
 def expected_lines(
     interval: IntervalStatement,
     participant: str,
@@ -98,16 +106,7 @@ def expected_lines(
     supplier: str,
 ) -> list[StatementLine]:
     """The participant's lines recomputed from its proven trades and readings."""
-    trades = [
-        SettledTrade(
-            t.item.buyer,
-            t.item.seller,
-            t.item.energy_wh,
-            t.item.price_micro_per_kwh,
-            t.item.fee_micro_per_kwh,
-        )
-        for t in interval.trades
-    ]
+    trades = settled_trades(t.item for t in interval.trades)
     delivery = Delivery(
         sum(r.item.imported_wh for r in interval.readings),
         sum(r.item.exported_wh for r in interval.readings),
