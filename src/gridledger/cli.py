@@ -117,15 +117,15 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("trades", f"{summary['trades']:,}"),
         ("energy traded locally", f"{summary['energy_traded_wh'] / 1000:,.1f} kWh"),
         ("share of demand met locally", f"{summary['local_share_of_demand']:.1%}"),
-        ("mean local price", "–" if price is None else f"{price / 1e6:.4f} gEUR/kWh"),
+        ("mean local price", "–" if price is None else f"{price / 1e6:.4f} EUR/kWh"),
         (
             "grid import tariff / feed-in",
             f"{summary['import_price_micro_per_kwh'] / 1e6:.4f} / "
-            f"{summary['feed_in_price_micro_per_kwh'] / 1e6:.4f} gEUR/kWh",
+            f"{summary['feed_in_price_micro_per_kwh'] / 1e6:.4f} EUR/kWh",
         ),
-        ("community cost, grid only", f"{summary['baseline_cost_micro'] / 1e6:,.2f} gEUR"),
-        ("community cost, with the market", f"{summary['market_cost_micro'] / 1e6:,.2f} gEUR"),
-        ("community savings", f"{summary['community_savings_micro'] / 1e6:,.2f} gEUR"),
+        ("community cost, grid only", f"{summary['baseline_cost_micro'] / 1e6:,.2f} EUR"),
+        ("community cost, with the market", f"{summary['market_cost_micro'] / 1e6:,.2f} EUR"),
+        ("community savings", f"{summary['community_savings_micro'] / 1e6:,.2f} EUR"),
         ("chain transactions", f"{summary['chain_txs']:,}"),
         ("gas used", f"{summary['gas_used']:,}"),
         ("wall time", f"{summary['wall_time_s']:.1f} s"),
@@ -411,7 +411,8 @@ def statement_json(built: Any) -> dict[str, Any]:
     import dataclasses
 
     def item(proven: Any) -> dict[str, Any]:
-        return {**dataclasses.asdict(proven.item), "proof": ["0x" + p.hex() for p in proven.proof]}
+        proof = ["0x" + p.hex() for p in proven.proof]
+        return {**dataclasses.asdict(proven.item), "proof": proof, "salt": "0x" + proven.salt.hex()}
 
     return {
         "participant": built.participant,
@@ -483,9 +484,9 @@ def sim(
             result = run_scenario(
                 loaded, lambda done, _total: advance(done), out_dir=out_dir, recorder=recorder
             )
-    table = Table("KPI", "value", title=f"scenario {loaded.name}")
-    for key, value in result.summary["kpis"].items():
-        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+    table = Table("KPI", "value", "what it says", title=f"scenario {loaded.name}")
+    for definition, shown in result.kpis.rows():
+        table.add_row(definition.title, shown, definition.explanation)
     out.print(table)
     console.print(f"wrote {result.json_path} and {result.html_path}")
 

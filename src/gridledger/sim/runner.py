@@ -100,7 +100,11 @@ class IntervalSeries:
     """Per-interval results (NaN price: nothing cleared; NaN flow values: no convergence)."""
 
     clearing_price_micro_per_kwh: FloatArray
+    demand_wh: Int64Array  # the households' consumption, flexible loads included
+    pv_generated_wh: Int64Array
     local_traded_wh: Int64Array
+    supplier_import_wh: Int64Array  # bought from the grid supplier (last resort)
+    supplier_export_wh: Int64Array  # sold to the grid supplier (curtailed energy excluded)
     curtailed_wh: Int64Array
     trades: Int64Array
     trades_changed: Int64Array
@@ -122,7 +126,11 @@ class IntervalSeries:
 
         return cls(
             clearing_price_micro_per_kwh=nan(),
+            demand_wh=zeros(),
+            pv_generated_wh=zeros(),
             local_traded_wh=zeros(),
+            supplier_import_wh=zeros(),
+            supplier_export_wh=zeros(),
             curtailed_wh=zeros(),
             trades=zeros(),
             trades_changed=zeros(),
@@ -155,10 +163,6 @@ class ScenarioResult:
 class _Accounts:
     market_bill_micro: Int64Array
     buy_orders_wh: int = 0
-    local_traded_wh: int = 0
-    supplier_import_wh: int = 0
-    supplier_export_wh: int = 0
-    curtailed_wh: int = 0
     gas_used: int = 0
     grid_aware_intervals: int = 0
     unresolved_intervals: int = 0
@@ -337,6 +341,8 @@ def _settle(
     result: ClearingResult,
     curtailed_wh: Int64Array,
     acc: _Accounts,
+    series: IntervalSeries,
+    step: int,
 ) -> IntervalSettlement:
     """Local trades netted (what a chain would settle) plus the supplier's last-resort bill."""
     book, t = result.book, result.trades
@@ -363,10 +369,8 @@ def _settle(
         if account != GRID_OPERATOR:
             acc.market_bill_micro[acc.index_of[account]] -= delta
     acc.buy_orders_wh += int(book.energy_wh[is_buy].sum())
-    acc.local_traded_wh += result.cleared_energy_wh
-    acc.supplier_import_wh += int(residual_wh[is_buy].sum())
-    acc.supplier_export_wh += int(residual_wh[~is_buy].sum())
-    acc.curtailed_wh += int(curtailed_wh.sum())
+    series.supplier_import_wh[step] = int(residual_wh[is_buy].sum())
+    series.supplier_export_wh[step] = int(residual_wh[~is_buy].sum())
     acc.fees_micro += settlement.fees_micro
     return settlement
 
@@ -437,7 +441,7 @@ def _run_interval(
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
     names = [h.name for h in physics.community.households]
-    settlement = _settle(scenario, names, result, curtailed, acc)
+    settlement = _settle(scenario, names, result, curtailed, acc, series, step)
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
         series.clearing_price_micro_per_kwh[step] = (
@@ -446,6 +450,8 @@ def _run_interval(
             else settlement.paid_to_sellers_micro * 1000 / result.cleared_energy_wh
         )
     series.local_traded_wh[step] = result.cleared_energy_wh
+    series.demand_wh[step] = int(physics.load_wh[:, step].sum())
+    series.pv_generated_wh[step] = int(physics.pv_wh[:, step].sum())
     series.curtailed_wh[step] = int(curtailed.sum())
     series.trades[step] = len(result.trades)
     _learn(scenario, book, price, band, acc)
@@ -519,24 +525,12 @@ def _finish(
 ) -> ScenarioResult:
     baseline = baseline_bills_micro(physics.net_wh, scenario)
     limits = limits_of(scenario)
-    outside = ~((series.min_vm_pu >= limits.min_vm_pu) & (series.max_vm_pu <= limits.max_vm_pu))
-    energy = EnergyTotals(
-        demand_wh=int(physics.load_wh.sum()),
-        pv_generated_wh=int(physics.pv_wh.sum()),
-        buy_orders_wh=acc.buy_orders_wh,
-        local_traded_wh=acc.local_traded_wh,
-        supplier_import_wh=acc.supplier_import_wh,
-        supplier_export_wh=acc.supplier_export_wh,
-        curtailed_wh=acc.curtailed_wh,
-    )
+    energy = EnergyTotals.of(series, acc.buy_orders_wh)
     kpis = compute_kpis(
-        energy,
+        series,
         int(baseline.sum()),
         int(acc.market_bill_micro.sum()),
-        series.ext_grid_p_mw,
-        series.max_line_loading_percent,
-        series.max_trafo_loading_percent,
-        outside,
+        (limits.min_vm_pu, limits.max_vm_pu),
         scenario.interval_length_s,
         acc.gas_used,
     )
