@@ -91,6 +91,10 @@ class ConflictError(GridledgerError, RuntimeError):
     """The current state forbids the action (for example, settling an interval twice)."""
 
 
+class AttestationRefused(ConflictError):
+    """A verifier will not co-sign an interval (its re-execution disagrees), or too few did."""
+
+
 class ChainError(GridledgerError, RuntimeError):
     """The chain did not do what was asked."""
 
