@@ -25,7 +25,9 @@ class Settings:
     chain: str = "memory"  # "memory" (in-process EVM) or an EVM JSON-RPC URL
     db_url: str = "sqlite:///.gridledger/gridledger.sqlite"
     mqtt_url: str = ""  # e.g. mqtt://127.0.0.1:1883; empty disables MQTT ingestion
-    operator_key: str = ""  # hex secp256k1 key of the operator; empty: first dev account
+    operator_key: str = ""  # hex secp256k1 key of the operator; tests and the demo only
+    operator_keystore: str = ""  # keystore v3 file of the operator key (gridledger keys new)
+    operator_passphrase_file: str = ""  # file holding the keystore's passphrase; empty: prompt
     chain_confirmations: int = 0
     interval_length_s: int = 900
     import_price_micro_per_kwh: int = 300_000  # grid supplier sells at this tariff
@@ -34,6 +36,9 @@ class Settings:
     grid_code: str = "1-LV-rural2--0-sw"  # the SimBench LV grid the community lives on
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # How people see money and time (the dashboard, report.html, CLI tables).
+    currency: str = "EUR"  # ISO 4217 code of the settlement currency (1 unit = 1,000,000 micro)
+    timezone: str = "Europe/Berlin"  # IANA zone of the clock times people read
     # The node (gridledger node): clock, settlement and its saved state.
     speed: int = 1  # market seconds per wall second: 60 runs one 15-min interval per 15 s
     settle_grace_s: int = 60  # market seconds after an interval ends before it is settled
@@ -69,9 +74,23 @@ class Settings:
             raise ConfigError(
                 "feed_in_price_micro_per_kwh: must not exceed import_price_micro_per_kwh"
             )
+        if not (len(self.currency) == 3 and self.currency.isalpha() and self.currency.isupper()):
+            raise ConfigError(f"currency: an ISO 4217 code such as EUR, got {self.currency!r}")
+        _check_timezone(self.timezone)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _check_timezone(name: str) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone: not an IANA time zone such as Europe/Berlin or UTC: {name!r}"
+        ) from None
 
 
 def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:

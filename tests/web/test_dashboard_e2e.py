@@ -80,6 +80,17 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
                 timeout=15_000,
             )
             assert interval_status(url, start) in ("cleared", "settled")
+            cleared = httpx.get(f"{url}/v1/intervals/{start}").json()
+            expected_price = f"{cleared['clearing_price_micro_per_kwh'] / 1e6:.4f} EUR/kWh"
+            page.wait_for_function(
+                "t => [...document.querySelectorAll('#intervals td.price')]"
+                ".some(td => td.textContent === t)",
+                arg=expected_price,
+                timeout=15_000,
+            )
+            first_row = page.locator("#intervals tbody tr").first.inner_text()
+            assert "CET" in first_row or "CEST" in first_row, first_row  # Europe/Berlin clock
+            assert "µ" not in page.locator("body").inner_text()
 
             wait_for(lambda: market(url)["market_time_s"] >= start + 900, 15, "the interval end")
             readings = [

@@ -94,6 +94,7 @@ def create_app(state: NodeState) -> FastAPI:
     from gridledger.api._routes_auth import add_auth_routes
     from gridledger.api._routes_live import add_live_routes
     from gridledger.api._sse import add_event_stream
+    from gridledger.api._routes_verifier import add_verifier_routes
 
     app = FastAPI(
         title="gridledger",
@@ -118,6 +119,10 @@ def create_app(state: NodeState) -> FastAPI:
     add_auth_routes(app, ctx)
     add_live_routes(app, ctx)
     add_event_stream(app, ctx)
+    add_verifier_routes(app, ctx)
+    from gridledger.api._routes_dashboard import dashboard_router
+
+    app.include_router(dashboard_router(ctx))
     return app
 
 

@@ -2,11 +2,28 @@
 // falls back to polling when the stream is unavailable. No build step, no dependencies.
 "use strict";
 
-const fmt = new Intl.NumberFormat("en-US");
+const fmt = new Intl.NumberFormat("en-GB");
 const esc = (v) => String(v ?? "–").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const short = (hex) => (hex ? esc(hex.slice(0, 10)) + "…" : "–");
-const money = (micro) => (micro / 1e6).toFixed(2) + " gEUR";
-const utc = (s) => new Date(s * 1000).toISOString().slice(0, 16).replace("T", " ");
+
+// -- human units: amounts arrive in micro-units, energy in Wh, instants in Unix seconds --------
+// /v1/display names the currency and the time zone; these defaults hold until it answers.
+let display = { currency: "EUR", timezone: "Europe/Berlin", kpis: [] };
+const decimals = (d) => new Intl.NumberFormat("en-GB", { minimumFractionDigits: d, maximumFractionDigits: d });
+const fmt2 = decimals(2), fmt3 = decimals(3), fmt4 = decimals(4);
+const money = (micro) => `${fmt2.format(micro / 1e6)} ${display.currency}`;
+const price = (p) => (p == null ? "–" : `${fmt4.format(p / 1e6)} ${display.currency}/kWh`);
+const kwh = (wh) => `${(Math.abs(wh) < 1000 ? fmt3 : fmt2).format(wh / 1000)} kWh`;
+// Signed money always says which way it went, so a minus sign is never a puzzle.
+const net = (micro) => (micro < 0 ? `paid ${money(-micro)}` : `received ${money(micro)}`);
+const savings = (micro) => (micro < 0 ? `cost ${money(-micro)} more` : `saved ${money(micro)}`);
+let clockFmt = null;
+function localTime(s) {
+  clockFmt ||= new Intl.DateTimeFormat("en-GB", { timeZone: display.timezone, year: "numeric", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZoneName: "short" });
+  return clockFmt.format(new Date(s * 1000));
+}
+const kpi = (key) => display.kpis.find((k) => k.key === key);
 const $ = (id) => document.getElementById(id);
 const POLL_FAST_MS = 2000, POLL_SLOW_MS = 15000;
 
@@ -55,18 +72,18 @@ function drawChart(intervals, summary) {
   }
   for (let k = 0; k <= 4; k++) {
     const v = (maxPrice * k) / 4;
-    out += `<text x="${L - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${fmt.format(Math.round(v))}</text>`;
+    out += `<text x="${L - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${fmt2.format(v / 1e6)}</text>`;
   }
   out += `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#94a3b8"/>`;
-  out += `<text x="${L}" y="${H - 8}" font-size="10">µ-units per kWh · ${points.length} intervals</text>`;
+  out += `<text x="${L}" y="${H - 8}" font-size="10">${display.currency} per kWh · ${points.length} intervals</text>`;
   svg.innerHTML = out;
 }
 
 function renderTable(intervals) {
   const rows = intervals.slice(0, 24).map((iv) => `<tr>
-    <td>${utc(iv.interval_start_s)}</td>
-    <td>${esc(iv.status)}</td><td>${iv.clearing_price_micro_per_kwh == null ? "–" : fmt.format(iv.clearing_price_micro_per_kwh)}</td>
-    <td>${fmt.format(iv.cleared_energy_wh)}</td><td><code>${short(iv.orders_root)}</code></td>
+    <td>${localTime(iv.interval_start_s)}</td>
+    <td>${esc(iv.status)}</td><td class="price">${price(iv.clearing_price_micro_per_kwh)}</td>
+    <td>${kwh(iv.cleared_energy_wh)}</td><td><code>${short(iv.orders_root)}</code></td>
     <td><code>${short(iv.result_root)}</code></td><td><code>${short(iv.readings_root)}</code></td>
     <td><code>${short(iv.settle_tx)}</code></td></tr>`);
   document.querySelector("#intervals tbody").innerHTML = rows.join("");
@@ -77,17 +94,18 @@ function renderCards(summary, intervals, chain) {
   if (!summary) {
     $("k-settled").textContent = chain && chain.settled_intervals != null ? chain.settled_intervals : settled.length;
     const energy = settled.reduce((n, iv) => n + iv.cleared_energy_wh, 0);
-    $("k-energy").textContent = fmt.format(energy / 1000) + " kWh";
+    $("k-energy").textContent = kwh(energy);
     const last = intervals.find((iv) => iv.clearing_price_micro_per_kwh != null);
-    $("k-price").textContent = last ? fmt.format(last.clearing_price_micro_per_kwh) + " µ/kWh (last)" : "–";
+    $("k-price").textContent = last ? price(last.clearing_price_micro_per_kwh) + " (last)" : "–";
     if (chain) $("k-chain").textContent = `${chain.tx_count} · ${fmt.format(chain.gas_used)}`;
     return;
   }
   $("k-settled").textContent = `${summary.settled_intervals} / ${summary.intervals}`;
-  $("k-energy").textContent = fmt.format(summary.energy_traded_wh / 1000) + " kWh";
-  $("k-price").textContent = summary.mean_local_price_micro_per_kwh == null ? "–"
-    : fmt.format(summary.mean_local_price_micro_per_kwh) + " µ/kWh";
-  $("k-savings").textContent = money(summary.community_savings_micro);
+  $("k-energy").textContent = kwh(summary.energy_traded_wh);
+  $("k-price").textContent = price(summary.mean_local_price_micro_per_kwh);
+  $("k-savings").textContent = savings(summary.community_savings_micro);
+  const explained = kpi("community_savings_micro");
+  if (explained) $("k-savings-why").textContent = explained.explanation;
   $("k-chain").textContent = `${summary.chain_txs} · ${fmt.format(summary.gas_used)}`;
 }
 
@@ -103,7 +121,7 @@ function renderChain(chain) {
 function renderEvents(events) {
   const rows = events.slice(0, 15).map((e) => {
     const a = e.args || {};
-    const what = a.intervalStartS != null ? utc(a.intervalStartS) : short(a.account || a.meter || "");
+    const what = a.intervalStartS != null ? localTime(a.intervalStartS) : short(a.account || a.meter || "");
     return `<tr><td>${esc(e.block_number)}</td><td>${esc(e.name)}</td><td>${what}</td><td><code>${short(e.tx_hash)}</code></td></tr>`;
   });
   document.querySelector("#chain-events tbody").innerHTML = rows.join("");
@@ -115,9 +133,9 @@ function renderClock() {
   $("clock-section").hidden = false;
   const elapsedWall = (Date.now() - marketAt) / 1000;
   const left = Math.max(market.gate_closure_in_s - elapsedWall, 0);
-  $("open-interval").textContent = utc(market.open_interval_start_s);
+  $("open-interval").textContent = localTime(market.open_interval_start_s);
   $("countdown").textContent = left >= 60 ? `${Math.floor(left / 60)} min ${Math.floor(left % 60)} s` : `${left.toFixed(1)} s`;
-  $("market-time").textContent = utc(market.market_time_s + elapsedWall * market.speed);
+  $("market-time").textContent = localTime(market.market_time_s + elapsedWall * market.speed);
   $("speed").textContent = market.speed === 1 ? "real time" : `×${market.speed}`;
 }
 
@@ -133,7 +151,7 @@ function drawBook(book) {
   const y = (e) => H - B - (e * (H - B - T)) / maxE;
   const step = (pts, color) => pts.length ? `<path d="${pts.map(([p, e], i) => (i ? "L" : "M") + x(p) + "," + y(e)).join(" ")}" fill="none" stroke="${color}" stroke-width="2"/>` : "";
   svg.innerHTML = step(bids, "#15803d") + step(asks, "#b91c1c") +
-    `<text x="${L}" y="${H - 6}" font-size="10">price ${fmt.format(minP)}–${fmt.format(maxP)} µ/kWh · max ${fmt.format(maxE)} Wh</text>` +
+    `<text x="${L}" y="${H - 6}" font-size="10">price ${price(minP)} – ${price(maxP)} · up to ${kwh(maxE)}</text>` +
     (prices.length ? "" : `<text x="${W / 2}" y="${H / 2}" font-size="12" text-anchor="middle">no orders</text>`);
 }
 
@@ -144,7 +162,7 @@ async function refreshBook(intervals) {
   try {
     drawBook(await getJSON(`/v1/intervals/${latest.interval_start_s}/book`));
     lastBookInterval = latest.interval_start_s;
-    $("book-interval").textContent = utc(latest.interval_start_s);
+    $("book-interval").textContent = localTime(latest.interval_start_s);
   } catch (_) { /* a replayed run has no live book */ }
 }
 
@@ -180,20 +198,20 @@ async function refreshAccount() {
     $("account-error").textContent = "";
     $("account-body").hidden = false;
     $("account-facts").innerHTML = [["address", me.address], ["role", me.role],
-      ["escrow", money(st.escrow_micro)], ["net settled", money(st.net_settled_micro)],
-      ["token expires", new Date(me.expires_at_s * 1000).toISOString()]]
+      ["escrow (money held for your trades)", money(st.escrow_micro)], ["all settlements so far", net(st.net_settled_micro)],
+      ["token expires", localTime(me.expires_at_s)]]
       .map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join("");
     document.querySelector("#my-trades tbody").innerHTML = st.trades.slice(0, 20).map((t) => {
       const side = t.buyer === me.address ? "buy" : "sell";
-      return `<tr><td>${utc(t.interval_start_s)}</td><td>${side}</td><td>${fmt.format(t.energy_wh)}</td><td>${fmt.format(t.price_micro_per_kwh)}</td><td>${side === "buy" ? fmt.format(t.fee_micro) : "–"}</td></tr>`;
+      return `<tr><td>${localTime(t.interval_start_s)}</td><td>${side === "buy" ? "bought" : "sold"}</td><td>${kwh(t.energy_wh)}</td><td>${price(t.price_micro_per_kwh)}</td><td>${side === "buy" ? "paid " + money(t.fee_micro) : "–"}</td></tr>`;
     }).join("");
     const byInterval = {};
     for (const s of st.settlements) byInterval[s.interval_start_s] = { delta: s.delta_micro, readings: [] };
     for (const r of st.readings) (byInterval[r.intervalStartS] ||= { delta: null, readings: [] }).readings.push(r);
     document.querySelector("#my-statement tbody").innerHTML = Object.keys(byInterval).sort().reverse().slice(0, 20).map((start) => {
       const row = byInterval[start];
-      const energy = row.readings.map((r) => `${fmt.format(r.importedWh)} / ${fmt.format(r.exportedWh)}`).join(", ") || "–";
-      return `<tr><td>${utc(Number(start))}</td><td>${row.delta == null ? "–" : fmt.format(row.delta)}</td><td>${energy}</td><td class="proof" data-interval="${start}">–</td></tr>`;
+      const energy = row.readings.map((r) => `${kwh(r.importedWh)} in / ${kwh(r.exportedWh)} out`).join(", ") || "–";
+      return `<tr><td>${localTime(Number(start))}</td><td>${row.delta == null ? "–" : net(row.delta)}</td><td>${energy}</td><td class="proof" data-interval="${start}">–</td></tr>`;
     }).join("");
   } catch (err) {
     $("account-body").hidden = true;
@@ -299,7 +317,13 @@ $("sign-out").addEventListener("click", () => {
 });
 $("verify").addEventListener("click", verifyStatement);
 
-refresh();
+async function loadDisplay() {
+  try { display = await getJSON("/v1/display"); clockFmt = null; } catch (_) { /* keep the defaults */ }
+  document.querySelectorAll("[data-unit=currency]").forEach((el) => { el.textContent = display.currency; });
+  document.querySelectorAll("[data-unit=timezone]").forEach((el) => { el.textContent = display.timezone; });
+}
+
+loadDisplay().then(refresh);
 refreshGrid();
 refreshAlerts();
 refreshAccount();
