@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,8 +45,16 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except GridledgerError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
+    except OSError as exc:  # a file or socket the library did not name: still one line
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}")
+
+
+def fail(message: str) -> NoReturn:
+    """One red line on stderr (never wrapped: scripts grep it), exit code 1."""
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
 
 
 @contextmanager
@@ -63,12 +71,31 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
 
 
 def emit_json(data: Any, path: Path | None = None) -> None:
+    from gridledger.preflight import atomic_write
+
     text = json.dumps(data, indent=2, sort_keys=True)
     if path is None:
         sys.stdout.write(text + "\n")
     else:
-        path.write_text(text + "\n")
+        atomic_write(path, text + "\n")
         console.print(f"wrote {path}")
+
+
+def version_callback(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        out.print(f"gridledger {version('gridledger')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """gridledger: a blockchain-based peer-to-peer energy market."""
 
 
 @app.command()
@@ -90,6 +117,7 @@ def demo(
 
     with friendly_errors():
         settings = load_settings({"chain": chain, "db_url": db, "http_port": port})
+        preflight(settings, json_path=json_path, chain=True, db=db is not None)
         config = DayConfig(
             households=households,
             intervals=intervals,
@@ -104,6 +132,33 @@ def demo(
             emit_json(result.summary, json_path)
         if serve:
             serve_dashboard(result.app_state(), settings.http_host, settings.http_port)
+
+
+def preflight(
+    settings: Any,
+    *,
+    json_path: Path | None = None,
+    chain: bool = False,
+    db: bool = False,
+    db_must_exist: bool = False,
+    mqtt: bool = False,
+) -> None:
+    """Check outputs and services before the work starts (each failure: one line)."""
+    from gridledger.preflight import (
+        check_broker_url,
+        check_chain_url,
+        check_db_url,
+        check_output_file,
+    )
+
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if db:
+        check_db_url(settings.db_url, must_exist=db_must_exist)
+    if chain:
+        check_chain_url(settings.chain)
+    if mqtt and settings.mqtt_url:
+        check_broker_url(settings.mqtt_url, "GRIDLEDGER_MQTT_URL")
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -199,8 +254,12 @@ def meter_import(
     import dataclasses
 
     from gridledger.iotools.greenbutton import read_greenbutton, to_readings
+    from gridledger.preflight import check_address, check_output_file
 
     with friendly_errors():
+        meter = check_address(meter, "--meter")
+        if out_path is not None:
+            check_output_file(out_path)
         readings = to_readings(read_greenbutton(file), meter)
     imported = sum(r.imported_wh for r in readings)
     exported = sum(r.exported_wh for r in readings)
@@ -209,7 +268,8 @@ def meter_import(
         f"{exported / 1000:,.1f} kWh exported"
     )
     if out_path is not None:
-        emit_json([dataclasses.asdict(r) for r in readings], out_path)
+        with friendly_errors():
+            emit_json([dataclasses.asdict(r) for r in readings], out_path)
 
 
 @meter_app.command("export")
@@ -218,23 +278,37 @@ def meter_export(
     fmt: str = typer.Option("greenbutton", "--format", help="Only 'greenbutton' for now."),
     db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
     out_path: Path | None = typer.Option(None, "--out", help="File to write (default: stdout)."),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="An unknown meter gives an empty feed instead of an error."
+    ),
 ) -> None:
     """Write a meter's stored readings as a Green Button file."""
-    from gridledger.errors import ValidationError
+    from gridledger.errors import NotFoundError, ValidationError
     from gridledger.iotools.greenbutton import from_readings, write_greenbutton
+    from gridledger.preflight import atomic_write, check_address, check_output_file
     from gridledger.store import Store
 
     with friendly_errors():
         if fmt != "greenbutton":
-            raise ValidationError("format", f"only 'greenbutton' is supported, got {fmt!r}")
-        store = Store.open(load_settings({"db_url": db}).db_url)
+            raise ValidationError("--format", f"only 'greenbutton' is supported, got {fmt!r}")
+        meter = check_address(meter, "--meter")
+        if out_path is not None:
+            check_output_file(out_path)
+        settings = load_settings({"db_url": db})
+        preflight(settings, db=True, db_must_exist=True)
+        store = Store.open(settings.db_url)
+        if not allow_empty and meter not in store.meters_by_address([meter]):
+            raise NotFoundError(
+                f"--meter: {meter} is not registered in {store.url}; "
+                "pass --allow-empty for an empty feed"
+            )
         stored = store.readings_of_meter(meter)
         data = write_greenbutton(from_readings(s.reading for s in stored))
-    if out_path is None:
-        sys.stdout.buffer.write(data)
-    else:
-        out_path.write_bytes(data)
-        console.print(f"wrote {len(stored):,} readings to {out_path}")
+        if out_path is None:
+            sys.stdout.buffer.write(data)
+        else:
+            atomic_write(out_path, data)
+            console.print(f"wrote {len(stored):,} readings to {out_path}")
 
 
 @meter_app.command("simulate")
@@ -254,11 +328,19 @@ def meter_simulate(
     """Send signed readings from simulated smart meters to a running node (gridledger node)."""
     from gridledger.errors import ValidationError
     from gridledger.metering.simulate import simulate_meters
+    from gridledger.preflight import check_broker_url, check_node_url
 
     with friendly_errors():
         if via not in ("http", "mqtt"):
-            raise ValidationError("via", f"must be 'http' or 'mqtt', got {via!r}")
-        key = bytes.fromhex(operator_key.removeprefix("0x")) if operator_key else None
+            raise ValidationError("--via", f"must be 'http' or 'mqtt', got {via!r}")
+        if via == "http":
+            check_node_url(url)
+        else:
+            check_broker_url(url)
+            if api_url is None:
+                raise ValidationError("--api-url", "--via mqtt needs the node's HTTP URL too")
+            check_node_url(api_url, "--api-url")
+        key = operator_key_bytes(operator_key)
         transport: Literal["http", "mqtt"] = "http" if via == "http" else "mqtt"
         with console.status(f"{meters} meters sending {intervals} interval(s) via {via}…"):
             report = simulate_meters(
@@ -273,6 +355,20 @@ def meter_simulate(
     emit_json(report.to_json())
 
 
+def operator_key_bytes(hex_key: str | None) -> bytes | None:
+    from gridledger.errors import ValidationError
+
+    if not hex_key:
+        return None
+    try:
+        key = bytes.fromhex(hex_key.removeprefix("0x"))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValidationError("--operator-key", "must be 32 bytes as 64 hex digits")
+    return key
+
+
 # -- benchmarks -----------------------------------------------------------------------------
 @bench_app.command("market")
 def bench_market_command(
@@ -282,8 +378,15 @@ def bench_market_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Uniform-price clearing vs numpy's bare sort of the same prices (and vs pymarket)."""
+    import importlib.util
+
     from gridledger.market.bench import bench_market
 
+    if pymarket_orders and importlib.util.find_spec("pymarket") is None:
+        fail(
+            "pymarket (the baseline) is not installed: pip install 'gridledger[dev]', "
+            "or pass --pymarket-orders 0 to skip it"
+        )
     with friendly_errors(), console.status(f"clearing {orders:,} orders…"):
         report = bench_market(orders, seed, pymarket_orders=pymarket_orders or None)
     emit_json(report) if as_json else out.print(report)
@@ -298,8 +401,10 @@ def bench_chain_command(
     """Settlement gas per trade vs a per-trade baseline; a 10,000-participant interval vs 30M."""
     from gridledger.ledger.bench import bench_chain
 
-    with friendly_errors(), console.status(f"settling {participants:,} participants on-chain…"):
-        report = bench_chain(participants, chain)
+    with friendly_errors():
+        preflight(load_settings({"chain": chain}), chain=True)
+        with console.status(f"settling {participants:,} participants on-chain…"):
+            report = bench_chain(participants, chain)
     emit_json(report) if as_json else out.print(report)
 
 
@@ -314,12 +419,11 @@ def bench_ingest_command(
 
     from gridledger.metering.bench import bench_ingest
 
-    with (
-        friendly_errors(),
-        tempfile.TemporaryDirectory() as tmp,
-        console.status(f"ingesting {readings:,} signed readings…"),
-    ):
-        report = bench_ingest(readings, db or f"sqlite:///{tmp}/bench.sqlite")
+    with friendly_errors(), tempfile.TemporaryDirectory() as tmp:
+        if db is not None:
+            preflight(load_settings({"db_url": db}), db=True)
+        with console.status(f"ingesting {readings:,} signed readings…"):
+            report = bench_ingest(readings, db or f"sqlite:///{tmp}/bench.sqlite")
     emit_json(report) if as_json else out.print(report)
 
 
@@ -331,21 +435,33 @@ def statement(
     verify: bool = typer.Option(False, "--verify", help="Check every line against the chain."),
     db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the statement as JSON."),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="An unknown participant gives an empty statement."
+    ),
 ) -> None:
     """A participant's statement: orders, trades, readings and payments, each provable on-chain."""
-    from gridledger.errors import ValidationError
+    from gridledger.errors import NotFoundError, ValidationError
     from gridledger.ledger import Ledger
     from gridledger.node import load_deployment, supplier_address
-    from gridledger.node.statements import build_statement, chain_commitments, month_range_s
+    from gridledger.node.statements import build_statement, month_range_s, verify_on_chain
+    from gridledger.preflight import check_address
     from gridledger.settlement import Tariffs
-    from gridledger.settlement.statements import verify_statement
     from gridledger.store import Store
 
     with friendly_errors():
+        participant = check_address(participant, "--participant")
         settings = load_settings({"db_url": db})
+        preflight(settings, db=True, db_must_exist=True)
         store = Store.open(settings.db_url)
+        if not allow_empty and participant not in {p.address for p in store.participants()}:
+            raise NotFoundError(
+                f"--participant: {participant} is not registered in {store.url}; "
+                "pass --allow-empty for an empty statement"
+            )
         from_s, to_s = month_range_s(month) if month else (0, 2**62)
-        built = build_statement(store, participant, from_s, to_s)
+        built = build_statement(
+            store, participant, from_s, to_s, settings.claim_period_intervals
+        )
         if as_json:
             emit_json(statement_json(built))
         else:
@@ -361,13 +477,7 @@ def statement(
             )
         ledger = Ledger.attach(chain, deployment)
         tariffs = Tariffs(settings.import_price_micro_per_kwh, settings.feed_in_price_micro_per_kwh)
-        problems = verify_statement(
-            built,
-            chain_commitments(ledger, store, built),
-            tariffs,
-            grid_operator=deployment.grid_operator,
-            supplier=supplier_address(),
-        )
+        problems = verify_on_chain(ledger, store, built, tariffs, supplier_address())
     for problem in problems:
         console.print(f"[bold red]FAILS[/] {problem}")
     if problems:
@@ -452,7 +562,11 @@ def node(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with friendly_errors():
-        run_node(node_settings(config, chain, db, speed, host, port))
+        if config is not None and not config.is_file():
+            fail(f"--config: no settings file at {config}")
+        settings = node_settings(config, chain, db, speed, host, port)
+        preflight(settings, chain=True, db=True, mqtt=True)
+        run_node(settings)
 
 
 # -- community simulation -------------------------------------------------------------------
@@ -463,16 +577,24 @@ def sim(
     out_dir: Path | None = typer.Option(
         None, "--out", help="Folder for summary.json, report.html."
     ),
+    powerflow: str | None = typer.Option(
+        None, help="'power-grid-model' (default) or 'pandapower': the power flow engine."
+    ),
 ) -> None:
     """Run a community scenario: market, power flow and settlement each interval; KPIs, plots."""
     import datetime as dt
 
+    from gridledger.preflight import check_output_dir
     from gridledger.sim import load_scenario, run_scenario
 
     with friendly_errors():
+        if out_dir is not None:
+            check_output_dir(out_dir)
         loaded = load_scenario(scenario)
         if chain is not None:
             loaded = loaded.replace(chain=chain)
+        if powerflow is not None:
+            loaded = loaded.replace(powerflow=powerflow)
         recorder = None
         if loaded.chain == "memory":
             from gridledger.ledger import Ledger
@@ -501,11 +623,13 @@ def security_eval(
     seed: int = typer.Option(0, help="Seed of the injected attacks."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Inject known attacks into held-out SimBench weeks: precision, recall, F1, delay."""
-    from gridledger.security.evaluation import evaluate, format_report
+    """Train, choose operating points on validation, attack test weeks: P/R/F1, delay, FP."""
+    from gridledger.security.attacks import EVAL_ATTACKS
+    from gridledger.security.evaluation import Split, evaluate, format_report
 
-    with friendly_errors(), console.status("training detectors and replaying attacks…"):
-        report = evaluate(seed=seed)
+    steps = Split().steps(len(EVAL_ATTACKS))
+    with friendly_errors(), progress_bar("security eval", steps) as advance:
+        report = evaluate(seed=seed, progress=lambda done, _total, _what: advance(done))
     if as_json:
         emit_json(report)
     else:

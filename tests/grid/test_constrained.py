@@ -155,7 +155,7 @@ def test_a_weak_line_curtails_cheap_sellers_behind_it_and_changes_trades(
     slots = _slots(grid, community, positions)
     flow = run_slot_power_flow(grid, slots)
     assert flow.violations() == ("max_line_loading_percent",)
-    point = operating_point(grid.net)
+    point = operating_point(grid)
     worst_line = int(np.argmax(point.line_loading_percent))
     # sellers behind the overloaded line ask the least, so the plain auction sells theirs first
     behind = {
@@ -198,7 +198,7 @@ def test_within_limits_nothing_changes(community: Community) -> None:
         columns,
         book.side == SELL,
         sensitivities,
-        operating_point(grid.net),
+        operating_point(grid),
         limits=GridLimits(),
     )
     plain = clear(book, "uniform")
@@ -214,11 +214,11 @@ def test_sensitivities_predict_the_ac_flow_near_the_point(
     far_bus = community.households[-1].bus
     zero = np.zeros(len(grid.buses))
     run_slot_power_flow(grid, zero)
-    before = operating_point(grid.net)
+    before = operating_point(grid)
     shifted = zero.copy()
     shifted[grid.position_of_bus(far_bus)] = -0.005  # 5 kW exported at one bus
     run_slot_power_flow(grid, shifted)
-    after = operating_point(grid.net)
+    after = operating_point(grid)
     column = sensitivities.column_of_bus(far_bus)
     predicted = sensitivities.vm_pu_per_mw[:, column] * 0.005
     np.testing.assert_allclose(after.vm_pu - before.vm_pu, predicted, rtol=0.05, atol=1e-6)
@@ -243,7 +243,7 @@ def test_bad_rows_name_the_field(congested: tuple[CommunityGrid, GridSensitiviti
     grid, sensitivities = congested
     book = Book.from_arrays(ids=[0], side=[SELL], energy_wh=[10], price_micro_per_kwh=[1])
     run_slot_power_flow(grid, np.zeros(len(grid.buses)))
-    point = operating_point(grid.net)
+    point = operating_point(grid)
     with pytest.raises(ValidationError, match="row_column"):
         clear_grid_aware(book, [len(sensitivities.buses)], [True], sensitivities, point)
     with pytest.raises(ValidationError, match="row_column"):

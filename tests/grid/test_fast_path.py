@@ -17,7 +17,9 @@ def test_recycled_flows_match_fresh_flows_interval_by_interval() -> None:
     community = build_community(
         n_households=20, seed=2, pv_share=0.6, battery_count=0, use_grid_sgens=False
     )
-    grid = place_on_grid(load_lv_grid(community.grid_code), community.households)
+    grid = place_on_grid(
+        load_lv_grid(community.grid_code), community.households, engine="pandapower"
+    )
     for interval in (0, 30, 48, 52, 80):  # night, morning, noon (export), evening
         slots = np.zeros(len(grid.buses))
         for household in community.households:

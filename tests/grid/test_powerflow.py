@@ -30,7 +30,7 @@ def community() -> Community:
 def grid(community: Community) -> CommunityGrid:
     net = load_lv_grid(community.grid_code)
     background = grid_energy_wh(net, community.start_interval // 96, community.n_intervals)
-    return place_on_grid(net, community.households, background)
+    return place_on_grid(net, community.households, background, engine="pandapower")
 
 
 def _community_p_mw(grid: CommunityGrid, community: Community, interval: int) -> dict[int, float]:
@@ -96,7 +96,9 @@ def test_placing_leaves_the_source_net_untouched(community: Community) -> None:
 
 
 def test_an_impossible_load_does_not_converge_and_says_so(community: Community) -> None:
-    grid = place_on_grid(load_lv_grid(community.grid_code), community.households)
+    grid = place_on_grid(
+        load_lv_grid(community.grid_code), community.households, engine="pandapower"
+    )
     run_power_flow(grid, {grid.buses[0]: 0.01})
     weakest_bus = int(grid.net.res_bus.vm_pu.idxmin())
     result = run_power_flow(grid, {weakest_bus: 5.0})  # 5 MW at the end of an LV feeder

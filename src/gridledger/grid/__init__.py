@@ -8,14 +8,18 @@ from gridledger.grid.constrained import (
     clear_reduced,
     count_changed_pairs,
 )
+from gridledger.grid.pgm import BatchFlows
 from gridledger.grid.powerflow import (
+    ENGINES,
     CommunityGrid,
     GridLimits,
     OperatingPoint,
     PowerFlowResult,
+    flow_at,
     operating_point,
     p_mw_by_bus,
     place_on_grid,
+    run_batch_power_flow,
     run_power_flow,
     run_slot_power_flow,
     wh_to_mw,
@@ -23,6 +27,8 @@ from gridledger.grid.powerflow import (
 from gridledger.grid.sensitivity import GridSensitivities, compute_sensitivities
 
 __all__ = [
+    "ENGINES",
+    "BatchFlows",
     "CommunityGrid",
     "ConfirmedClearing",
     "GridAwareClearing",
@@ -36,9 +42,11 @@ __all__ = [
     "clear_reduced",
     "compute_sensitivities",
     "count_changed_pairs",
+    "flow_at",
     "operating_point",
     "p_mw_by_bus",
     "place_on_grid",
+    "run_batch_power_flow",
     "run_power_flow",
     "run_slot_power_flow",
     "schedule_slot_p_mw",

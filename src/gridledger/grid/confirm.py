@@ -77,23 +77,26 @@ def clear_and_confirm(
     mechanism: str = "uniform",
     grid_fee_micro_per_kwh: int = 0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    base_flow: PowerFlowResult | None = None,
 ) -> ConfirmedClearing:
     """Clear ``book`` so that the AC flow of the resulting schedule respects ``limits``.
 
     ``slot_p_mw`` is every slot's consumption with all orders in full (background included);
-    ``row_bus`` is the grid bus of each book row.
+    ``row_bus`` is the grid bus of each book row. ``base_flow``, when the caller has already
+    solved that schedule (a batch over the run), saves the flow in intervals within limits.
     """
     buses = np.asarray(row_bus, dtype=np.int64)
     row_slot = np.array([grid.position_of_bus(int(b)) for b in buses], dtype=np.int64)
     row_column = np.array([sensitivities.column_of_bus(int(b)) for b in buses], dtype=np.int64)
     plain = clear(book, mechanism, grid_fee_micro_per_kwh)
-    base_flow = run_slot_power_flow(grid, slot_p_mw)
+    if base_flow is None or (base_flow.converged and base_flow.violations(limits)):
+        base_flow = run_slot_power_flow(grid, slot_p_mw)  # the curtailment needs its state
     nothing = np.zeros(len(book), dtype=np.int64)
     if not base_flow.violations(limits) or not base_flow.converged:
         return ConfirmedClearing(
             GridAwareClearing(plain, plain, nothing, 0, 0.0), base_flow, base_flow, 0
         )
-    point = operating_point(grid.net)
+    point = operating_point(grid)
     best = GridAwareClearing(plain, plain, nothing, 0, float("inf"))
     flow = base_flow
     attempts = 0

@@ -1,10 +1,15 @@
-"""AC power flow of the community on its real LV grid, one interval at a time.
+"""AC power flow of the community on its real LV grid, one interval at a time or in a batch.
 
 :func:`place_on_grid` prepares a private copy of the net once: the grid's own loads and sgens
 are switched off and every bus gets one "slot" load whose ``p_mw`` carries that bus's net
 consumption (negative when the bus exports). :func:`run_power_flow` only rewrites those slot
 powers and reruns Newton-Raphson, so no interval rebuilds the net. Loads and sgens that no
 household replays can stay on the grid as background, replayed from their real profiles.
+
+Two engines solve the same prepared net: power-grid-model (the default: the net is converted
+once, see :mod:`gridledger.grid.pgm`) and pandapower (``engine="pandapower"``, warm-started
+Newton-Raphson on the net itself). :func:`run_batch_power_flow` solves many intervals whose
+powers are known in advance (no market feedback) in one call.
 
 Slots are load-convention (positive consumes) and purely active: households and PV run at
 unity power factor here, which keeps the model linear enough for a later grid-aware clearing
@@ -24,6 +29,7 @@ import numpy.typing as npt
 import pandapower as pp
 
 from gridledger.errors import ValidationError
+from gridledger.grid.pgm import BatchFlows, FlowState, PgmFlows
 from gridledger.iotools.simbench import PROFILE_INTERVAL_S, GridEnergy
 
 FloatArray = npt.NDArray[np.float64]
@@ -31,6 +37,9 @@ _SLOT_NAME = "gridledger slot bus {bus}"
 _SECONDS_PER_HOUR = 3600
 _WH_PER_MWH = 1_000_000
 _RECYCLE = {"trafo": False, "gen": False, "bus_pq": True}
+POWER_GRID_MODEL = "power-grid-model"
+PANDAPOWER = "pandapower"
+ENGINES = (POWER_GRID_MODEL, PANDAPOWER)
 
 
 class PlacedHousehold(Protocol):
@@ -51,7 +60,8 @@ class CommunityGrid:
     """A prepared net: one slot load per bus, plus optional background power per interval.
 
     ``background_p_mw`` has one row per entry of ``buses`` and one column per window interval.
-    The net is private to this object and mutated only by :func:`run_power_flow`.
+    The net is private to this object and mutated only by :func:`run_power_flow`; ``pgm`` is
+    its power-grid-model copy when that engine solves the flows.
     """
 
     net: pp.pandapowerNet
@@ -59,6 +69,11 @@ class CommunityGrid:
     slot_load_index: tuple[int, ...]
     bus_by_household: Mapping[str, int]
     background_p_mw: FloatArray | None
+    pgm: PgmFlows | None = None
+
+    @property
+    def engine(self) -> str:
+        return POWER_GRID_MODEL if self.pgm is not None else PANDAPOWER
 
     def position_of_bus(self, bus: int) -> int:
         try:
@@ -108,12 +123,16 @@ def place_on_grid(
     net: pp.pandapowerNet,
     households: Sequence[PlacedHousehold],
     background: GridEnergy | None = None,
+    engine: str = POWER_GRID_MODEL,
 ) -> CommunityGrid:
     """Prepare a copy of ``net`` for the community's interval power flows.
 
     With ``background`` (the grid's energy over the same window), loads and sgens that no
     household replays keep their real profiles; without it the community is alone on the grid.
+    ``engine`` is ``"power-grid-model"`` or ``"pandapower"``.
     """
+    if engine not in ENGINES:
+        raise ValidationError("engine", f"must be one of {list(ENGINES)}, got {engine!r}")
     prepared = copy.deepcopy(net)
     buses = tuple(int(b) for b in prepared.bus.index)
     for household in households:
@@ -131,6 +150,7 @@ def place_on_grid(
         slot_load_index=slots,
         bus_by_household={h.name: int(h.bus) for h in households},
         background_p_mw=_background(net, buses, households, background),
+        pgm=PgmFlows(prepared, slots) if engine == POWER_GRID_MODEL else None,
     )
 
 
@@ -192,11 +212,49 @@ def run_slot_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> PowerFlow
     powers = np.asarray(slot_p_mw, dtype=np.float64)
     if powers.shape != (len(grid.buses),) or not bool(np.isfinite(powers).all()):
         raise ValidationError("slot_p_mw", f"need {len(grid.buses)} finite values per bus")
+    if grid.pgm is not None:
+        state = grid.pgm.solve(powers)
+        return _failed() if state is None else _extremes_of(state)
     grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = powers
     if not solve(grid.net):
-        nan = math.nan
-        return PowerFlowResult(False, nan, nan, nan, nan, nan)
-    return _extremes(grid.net)
+        return _failed()
+    return _extremes_of(_state_of_net(grid.net))
+
+
+def run_batch_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> BatchFlows:
+    """Power flows of many intervals known in advance; ``slot_p_mw`` is (buses, intervals).
+
+    power-grid-model solves them in one batch call; pandapower one after the other.
+    """
+    powers = np.asarray(slot_p_mw, dtype=np.float64)
+    if powers.ndim != 2 or powers.shape[0] != len(grid.buses):
+        raise ValidationError("slot_p_mw", f"need shape ({len(grid.buses)}, intervals)")
+    if not bool(np.isfinite(powers).all()):
+        raise ValidationError("slot_p_mw", "every power must be finite")
+    if grid.pgm is not None:
+        return grid.pgm.solve_batch(powers)
+    flows = BatchFlows.empty(powers.shape[1])
+    for step in range(powers.shape[1]):
+        flow = run_slot_power_flow(grid, powers[:, step])
+        flows.converged[step] = flow.converged
+        flows.max_line_loading_percent[step] = flow.max_line_loading_percent
+        flows.max_trafo_loading_percent[step] = flow.max_trafo_loading_percent
+        flows.min_vm_pu[step] = flow.min_vm_pu
+        flows.max_vm_pu[step] = flow.max_vm_pu
+        flows.ext_grid_p_mw[step] = flow.ext_grid_p_mw
+    return flows
+
+
+def flow_at(flows: BatchFlows, step: int) -> PowerFlowResult:
+    """Interval ``step`` of a batch as one :class:`PowerFlowResult`."""
+    return PowerFlowResult(
+        converged=bool(flows.converged[step]),
+        max_line_loading_percent=float(flows.max_line_loading_percent[step]),
+        max_trafo_loading_percent=float(flows.max_trafo_loading_percent[step]),
+        min_vm_pu=float(flows.min_vm_pu[step]),
+        max_vm_pu=float(flows.max_vm_pu[step]),
+        ext_grid_p_mw=float(flows.ext_grid_p_mw[step]),
+    )
 
 
 def solve(net: pp.pandapowerNet) -> bool:
@@ -234,14 +292,31 @@ class OperatingPoint:
     trafo_loading_percent: FloatArray
 
 
-def operating_point(net: pp.pandapowerNet) -> OperatingPoint:
-    """The state of the last converged flow of ``net``."""
+def operating_point(grid: CommunityGrid) -> OperatingPoint:
+    """The state of the grid's last converged flow (either engine)."""
+    if grid.pgm is not None:
+        state = grid.pgm.last
+        if state is None:
+            raise ValidationError("grid", "the last power flow did not converge")
+    else:
+        state = _state_of_net(grid.net)
     return OperatingPoint(
+        line_p_mw=state.line_p_mw,
+        trafo_p_mw=state.trafo_p_mw,
+        vm_pu=state.vm_pu,
+        line_loading_percent=state.line_loading_percent,
+        trafo_loading_percent=state.trafo_loading_percent,
+    )
+
+
+def _state_of_net(net: pp.pandapowerNet) -> FlowState:
+    return FlowState(
+        vm_pu=net.res_bus.vm_pu.to_numpy(dtype=np.float64, copy=True),
         line_p_mw=net.res_line.p_from_mw.to_numpy(dtype=np.float64, copy=True),
         trafo_p_mw=net.res_trafo.p_hv_mw.to_numpy(dtype=np.float64, copy=True),
-        vm_pu=net.res_bus.vm_pu.to_numpy(dtype=np.float64, copy=True),
         line_loading_percent=net.res_line.loading_percent.to_numpy(dtype=np.float64, copy=True),
         trafo_loading_percent=net.res_trafo.loading_percent.to_numpy(dtype=np.float64, copy=True),
+        ext_grid_p_mw=float(net.res_ext_grid.p_mw.sum()),
     )
 
 
@@ -262,16 +337,20 @@ def _slot_powers(
     return powers
 
 
-def _extremes(net: pp.pandapowerNet) -> PowerFlowResult:
-    def peak(table: str, column: str) -> float:
-        values = net[table][column]
+def _failed() -> PowerFlowResult:
+    nan = math.nan
+    return PowerFlowResult(False, nan, nan, nan, nan, nan)
+
+
+def _extremes_of(state: FlowState) -> PowerFlowResult:
+    def peak(values: FloatArray) -> float:
         return float(values.max()) if len(values) else 0.0
 
     return PowerFlowResult(
         converged=True,
-        max_line_loading_percent=peak("res_line", "loading_percent"),
-        max_trafo_loading_percent=peak("res_trafo", "loading_percent"),
-        min_vm_pu=float(net.res_bus.vm_pu.min()),
-        max_vm_pu=float(net.res_bus.vm_pu.max()),
-        ext_grid_p_mw=float(net.res_ext_grid.p_mw.sum()),
+        max_line_loading_percent=peak(state.line_loading_percent),
+        max_trafo_loading_percent=peak(state.trafo_loading_percent),
+        min_vm_pu=float(state.vm_pu.min()),
+        max_vm_pu=float(state.vm_pu.max()),
+        ext_grid_p_mw=state.ext_grid_p_mw,
     )

@@ -109,7 +109,7 @@ def _flow_state(grid: CommunityGrid, slot_p_mw: FloatArray) -> OperatingPoint:
     result = run_slot_power_flow(grid, slot_p_mw)
     if not result.converged:
         raise ValidationError("base_slot_p_mw", "the power flow does not converge there")
-    return operating_point(grid.net)
+    return operating_point(grid)
 
 
 def _difference(shifted: OperatingPoint, reference: OperatingPoint, delta: float) -> OperatingPoint:

@@ -1,14 +1,16 @@
 """Run a scenario: community, market, power flow and settlement for every interval.
 
-This is an edge module (it loads SimBench data, runs pandapower and writes files); the steps it
-calls are the pure domain functions: strategies quote, :func:`gridledger.market.clear` (or the
-grid-aware :func:`gridledger.grid.clear_and_confirm`) clears, :func:`net_interval` settles.
+This is an edge module (it loads SimBench data, runs the power flows and writes files); the
+steps it calls are the pure domain functions: strategies quote, :func:`gridledger.market.clear`
+(or the grid-aware :func:`gridledger.grid.clear_and_confirm`) clears, settlement settles.
 
 Work that does not depend on the market is done once, for the whole run, before the loop:
 flexible-load schedules, battery dispatch (batteries run for self-consumption), every
-household's net position and every bus's power. The loop then does, per interval, exactly one
-book, one clearing, one settlement and one AC power flow (plus, only in intervals where the
-plain market would break a limit, the grid-aware linear program and a confirming flow).
+household's net position and every bus's power, and the AC power flow of every interval with
+every order in full (one batch on power-grid-model; the scenario's ``grid.powerflow =
+"pandapower"`` solves the same flows with pandapower). The loop then does, per interval, one
+book, one clearing and one settlement (plus, only in intervals where that flow breaks a limit,
+the grid-aware linear program and confirming flows).
 
 The grid supplier is the buyer and seller of last resort: what a household does not trade
 locally it imports at the import tariff or exports at the feed-in tariff (curtailed energy is
@@ -32,19 +34,22 @@ import pandapower as pp
 
 from gridledger.errors import ConfigError
 from gridledger.grid import (
+    BatchFlows,
     CommunityGrid,
     GridLimits,
     GridSensitivities,
     PowerFlowResult,
     clear_and_confirm,
     compute_sensitivities,
+    flow_at,
     place_on_grid,
-    run_slot_power_flow,
+    run_batch_power_flow,
     wh_to_mw,
 )
 from gridledger.iotools.simbench import INTERVALS_PER_DAY, grid_energy_wh, load_lv_grid
 from gridledger.market import Book, ClearingResult, clear
 from gridledger.market.orders import BUY, SELL
+from gridledger.preflight import atomic_write, check_output_dir
 from gridledger.settlement import IntervalSettlement, SettledTrade, net_interval
 from gridledger.sim.assets import Battery
 from gridledger.sim.community import Community, build_community
@@ -93,6 +98,7 @@ class Physics:
     slot_p_mw: FloatArray  # (buses, intervals): consumption with every order in full
     grid: CommunityGrid
     sensitivities: GridSensitivities | None
+    unconstrained: BatchFlows  # the flow of every interval without grid awareness (one batch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +277,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
         if scenario.background
         else None
     )
-    grid = place_on_grid(net, households, background)
+    grid = place_on_grid(net, households, background, engine=scenario.powerflow)
     slot_p_mw = (
         grid.background_p_mw.copy()
         if grid.background_p_mw is not None
@@ -284,7 +290,19 @@ def prepare_physics(scenario: Scenario) -> Physics:
         if scenario.grid_aware
         else None
     )
-    return Physics(community, load_wh, pv_wh, net_wh, soc, capacity, slot_p_mw, grid, sensitivities)
+    unconstrained = run_batch_power_flow(grid, slot_p_mw)
+    return Physics(
+        community,
+        load_wh,
+        pv_wh,
+        net_wh,
+        soc,
+        capacity,
+        slot_p_mw,
+        grid,
+        sensitivities,
+        unconstrained,
+    )
 
 
 def _quote(
@@ -414,6 +432,7 @@ def _run_interval(
     book = _book(scenario, physics.net_wh[:, step], band, rng, acc)
     slot_p_mw = physics.slot_p_mw[:, step]
     curtailed = np.zeros(len(book), dtype=np.int64)
+    unconstrained = flow_at(physics.unconstrained, step)
     if physics.sensitivities is not None and len(book):
         buses = [physics.community.households[i].bus for i in book.ids.tolist()]
         confirmed = clear_and_confirm(
@@ -427,16 +446,16 @@ def _run_interval(
             interval_length_s=scenario.interval_length_s,
             mechanism=scenario.mechanism,
             grid_fee_micro_per_kwh=scenario.grid_fee_micro_per_kwh,
+            base_flow=unconstrained,
         )
         result, flow = confirmed.clearing.result, confirmed.flow
         curtailed = confirmed.clearing.curtailed_wh
         series.trades_changed[step] = confirmed.clearing.trades_changed
-        unconstrained = confirmed.unconstrained_flow
         acc.grid_aware_intervals += int(confirmed.attempts > 0)
         acc.unresolved_intervals += int(bool(flow.violations(limits_of(scenario))))
     else:
         result = clear(book, scenario.mechanism, scenario.grid_fee_micro_per_kwh)
-        flow = unconstrained = run_slot_power_flow(physics.grid, slot_p_mw)
+        flow = unconstrained
     _record_flow(series, step, flow)
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
@@ -485,6 +504,9 @@ def run_scenario(
             "run.chain: 'memory' needs an IntervalRecorder (the CLI wires the ledger); "
             'use chain = "off" for market, power flow and settlement arithmetic only'
         )
+    folder = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR / scenario.name
+    if write_files:
+        check_output_dir(folder)  # before the run, not after it
     began = time.perf_counter()
     physics = prepare_physics(scenario)
     prepared_s = time.perf_counter() - began
@@ -507,10 +529,10 @@ def run_scenario(
         return result
     from gridledger.sim.report import write_report
 
-    folder = Path(out_dir) if out_dir is not None else DEFAULT_OUT_DIR / scenario.name
     folder.mkdir(parents=True, exist_ok=True)
-    json_path = folder / "summary.json"
-    json_path.write_text(json.dumps(result.summary, indent=2, default=str), encoding="utf-8")
+    json_path = atomic_write(
+        folder / "summary.json", json.dumps(result.summary, indent=2, default=str)
+    )
     html_path = write_report(result, folder / "report.html")
     return dataclasses.replace(result, json_path=json_path, html_path=html_path)
 

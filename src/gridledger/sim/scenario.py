@@ -25,6 +25,7 @@ MECHANISMS = ("uniform", "pay-as-bid", "cda")
 STRATEGIES = ("truthful", "zi", "zip")
 PV_SOURCES = ("simbench", "pvlib")
 CHAINS = ("off", "memory")
+POWERFLOWS = ("power-grid-model", "pandapower")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Scenario:
     background: bool = True  # grid loads no household replays keep their SimBench profiles
     transformer_sn_mva: float | None = None  # override the rating (a small transformer)
     line_rating_scale: float = 1.0  # scale every line's max_i_ka (a weak feeder)
+    powerflow: str = "power-grid-model"  # the engine; "pandapower" solves the same net
     # limits
     max_line_loading_percent: float = 100.0
     max_trafo_loading_percent: float = 100.0
@@ -80,6 +82,7 @@ class Scenario:
             ("strategy", STRATEGIES),
             ("pv_source", PV_SOURCES),
             ("chain", CHAINS),
+            ("powerflow", POWERFLOWS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValidationError(
@@ -155,6 +158,7 @@ _TOML_KEYS: Mapping[tuple[str, str], str] = {
     ("grid", "background"): "background",
     ("grid", "transformer_sn_mva"): "transformer_sn_mva",
     ("grid", "line_rating_scale"): "line_rating_scale",
+    ("grid", "powerflow"): "powerflow",
     ("limits", "max_line_loading_percent"): "max_line_loading_percent",
     ("limits", "max_trafo_loading_percent"): "max_trafo_loading_percent",
     ("limits", "min_vm_pu"): "min_vm_pu",
