@@ -8,9 +8,18 @@ import pytest
 
 from gridledger.errors import ConflictError
 from gridledger.merkle import EMPTY_ROOT, verify_proof
-from gridledger.metering import anchor_interval, reading_leaf, reading_proofs, readings_root
+from gridledger.metering import (
+    anchor_interval,
+    reading_leaf,
+    reading_proofs,
+    reading_salt,
+    readings_root,
+)
+from gridledger.privacy import LeafKey
 from gridledger.store import Store
 from tests.metering.factory import T0, fleet, register, signed
+
+KEY = LeafKey(b"\x07" * 32)
 
 
 class CrashError(Exception):
@@ -51,30 +60,34 @@ def store(db_url: str) -> Iterator[Store]:
 
 def test_every_stored_reading_has_a_proof_to_the_root(store: Store) -> None:
     stored = store.readings_in_interval(T0)
-    root = readings_root([s.reading for s in stored])
-    assert root == readings_root([s.reading for s in reversed(stored)])
-    proofs = reading_proofs(stored)
+    root = readings_root([s.reading for s in stored], KEY)
+    assert root == readings_root([s.reading for s in reversed(stored)], KEY)
+    proofs = reading_proofs(stored, KEY)
     assert sorted(proofs) == sorted(s.id for s in stored)
     for s in stored:
-        assert verify_proof(reading_leaf(s.reading), proofs[s.id], root)
+        assert verify_proof(
+            reading_leaf(s.reading, reading_salt(KEY, s.reading)), proofs[s.id], root
+        )
     tampered = stored[0].reading.__class__(*stored[0].reading.values()[:-1], 1)
-    assert not verify_proof(reading_leaf(tampered), proofs[stored[0].id], root)
-    assert readings_root([]) == EMPTY_ROOT
+    assert not verify_proof(
+        reading_leaf(tampered, reading_salt(KEY, tampered)), proofs[stored[0].id], root
+    )
+    assert readings_root([], KEY) == EMPTY_ROOT
 
 
 def test_anchoring_sends_once_and_is_idempotent(store: Store) -> None:
     chain = ChainDouble()
-    first = anchor_interval(store, chain, T0)
-    again = anchor_interval(store, chain, T0)
+    first = anchor_interval(store, chain, T0, KEY)
+    again = anchor_interval(store, chain, T0, KEY)
     assert chain.sends == 1 and first == again and first.status == "mined"
     assert chain.roots[T0].hex() == first.readings_root[2:]
 
 
 def test_crash_before_sending_resends_the_recorded_root(store: Store) -> None:
     chain = ChainDouble()
-    root = readings_root([s.reading for s in store.readings_in_interval(T0)])
+    root = readings_root([s.reading for s in store.readings_in_interval(T0)], KEY)
     store.record_anchor_pending(T0, "0x" + root.hex())  # died right after writing intent
-    row = anchor_interval(store, chain, T0)
+    row = anchor_interval(store, chain, T0, KEY)
     assert chain.sends == 1 and row.status == "mined" and row.tx_hash is not None
 
 
@@ -82,9 +95,9 @@ def test_crash_after_mining_does_not_send_again(store: Store) -> None:
     chain = ChainDouble()
     chain.crash_after_send = True
     with pytest.raises(CrashError):
-        anchor_interval(store, chain, T0)
+        anchor_interval(store, chain, T0, KEY)
     assert store.anchor(T0) is not None and store.anchor(T0).status == "pending"  # type: ignore[union-attr]
-    row = anchor_interval(store, chain, T0)
+    row = anchor_interval(store, chain, T0, KEY)
     assert chain.sends == 1 and row.status == "mined"
 
 
@@ -92,4 +105,4 @@ def test_a_different_root_on_chain_is_a_conflict(store: Store) -> None:
     chain = ChainDouble()
     chain.roots[T0] = b"\x01" * 32
     with pytest.raises(ConflictError, match="chain holds root"):
-        anchor_interval(store, chain, T0)
+        anchor_interval(store, chain, T0, KEY)

@@ -20,8 +20,14 @@ from gridledger.api._routes_auth import (
 from gridledger.errors import ConflictError, NotFoundError, ValidationError
 from gridledger.market import Order, SignedOrder
 from gridledger.merkle import verify_proof
-from gridledger.metering import reading_leaf, reading_proofs, signed_reading_to_json
+from gridledger.metering import (
+    reading_leaf,
+    reading_proofs,
+    reading_salt,
+    signed_reading_to_json,
+)
 from gridledger.node.market import AUDITOR, GRID_OPERATOR, OPERATOR
+from gridledger.privacy.keys import leaf_key_of
 from gridledger.store import StoredReading
 
 OWN: dict[str, Any] = {"x-access": "own"}
@@ -178,12 +184,15 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
         row = store.interval(start)
         if row.status != "settled" or row.readings_root is None:
             raise ConflictError(f"interval {start} is not anchored yet (status {row.status})")
-        proof = reading_proofs(store.readings_in_interval(start))[reading_id]
-        leaf = reading_leaf(stored.reading)
+        key = leaf_key_of(store)
+        proof = reading_proofs(store.readings_in_interval(start), key)[reading_id]
+        salt = reading_salt(key, stored.reading)
+        leaf = reading_leaf(stored.reading, salt)
         on_chain = ctx.chain_view().interval(start)["readings_root"]
         return {
             "reading": reading_json(stored),
             "interval_start_s": start,
+            "salt": "0x" + salt.hex(),
             "leaf": "0x" + leaf.hex(),
             "proof": ["0x" + p.hex() for p in proof],
             "readings_root": row.readings_root,

@@ -10,11 +10,13 @@ from gridledger.market.commitments import (
     TradeLine,
     order_leaf,
     order_proof,
+    order_salt,
     orders_root,
     participant_proofs,
     result_lines,
     result_root,
     trade_leaf,
+    trade_salt,
 )
 from gridledger.market.fees import GridFees
 from gridledger.market.orders import (
@@ -51,11 +53,13 @@ __all__ = [
     "escrow_required_micro",
     "order_leaf",
     "order_proof",
+    "order_salt",
     "orders_root",
     "participant_proofs",
     "result_lines",
     "result_root",
     "sign_order",
     "trade_leaf",
+    "trade_salt",
     "verify_order",
 ]

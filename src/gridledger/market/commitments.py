@@ -10,7 +10,10 @@ Each record is ABI-encoded as static 32-byte words (Solidity's ``abi.encode``) a
   address seller, uint64 sellNonce, uint64 energyWh, uint64 priceMicroPerKwh,
   uint64 feeMicroPerKwh)``. A participant and nonce name one order, so leaves are unique.
 
-The trees sort their leaves, so both roots are independent of arrival order.
+Every leaf ends with a secret 32-byte salt word (``..., bytes32 salt)``), derived from the
+operator's :class:`~gridledger.privacy.salts.LeafKey` and the record's identity (never its
+values), so a proof's sibling hashes cannot be brute-forced back into other people's orders
+and trades. The trees sort their leaves, so both roots are independent of arrival order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gridledger.errors import NotFoundError, ValidationError
 from gridledger.market.orders import ORDER_TYPE, Order
 from gridledger.market.result import ClearingResult
 from gridledger.merkle import build_tree, leaf_hash
+from gridledger.privacy.salts import LeafKey, check_salt
 
 TRADE_FIELDS: tuple[tuple[str, str], ...] = (
     ("intervalStartS", "uint64"),
@@ -34,6 +38,9 @@ TRADE_FIELDS: tuple[tuple[str, str], ...] = (
     ("priceMicroPerKwh", "uint64"),
     ("feeMicroPerKwh", "uint64"),
 )
+
+
+_ORDER_IDENTITY = (("intervalStartS", "uint64"), ("participant", "address"), ("nonce", "uint64"))
 
 
 @dataclass(frozen=True)
@@ -74,23 +81,43 @@ def encode_trade(line: TradeLine) -> bytes:
     return _abi_encode(line.abi_values(), TRADE_FIELDS)
 
 
-def order_leaf(order: Order) -> bytes:
-    return leaf_hash(encode_order(order))
+def order_salt(key: LeafKey, order: Order) -> bytes:
+    identity = (order.interval_start_s, order.participant, order.nonce)
+    return key.salt(b"order", _abi_encode(identity, _ORDER_IDENTITY))
 
 
-def trade_leaf(line: TradeLine) -> bytes:
-    return leaf_hash(encode_trade(line))
+def trade_salt(key: LeafKey, line: TradeLine) -> bytes:
+    identity = line.abi_values()[:5]
+    return key.salt(b"trade", _abi_encode(identity, TRADE_FIELDS[:5]))
 
 
-def orders_root(orders: Sequence[Order]) -> bytes:
+def order_leaf(order: Order, salt: bytes) -> bytes:
+    return leaf_hash(encode_order(order) + check_salt(salt))
+
+
+def trade_leaf(line: TradeLine, salt: bytes) -> bytes:
+    return leaf_hash(encode_trade(line) + check_salt(salt))
+
+
+def _order_leaves(orders: Sequence[Order], key: LeafKey) -> list[bytes]:
+    return [order_leaf(o, order_salt(key, o)) for o in orders]
+
+
+def _trade_leaves(lines: Sequence[TradeLine], key: LeafKey) -> list[bytes]:
+    return [trade_leaf(line, trade_salt(key, line)) for line in lines]
+
+
+def orders_root(orders: Sequence[Order], key: LeafKey) -> bytes:
     """Root over the accepted orders (EMPTY_ROOT when there are none)."""
-    return build_tree([order_leaf(o) for o in orders]).root
+    return build_tree(_order_leaves(orders, key)).root
 
 
-def order_proof(orders: Sequence[Order], order: Order) -> list[bytes]:
-    """Inclusion proof of ``order`` under ``orders_root(orders)``."""
+def order_proof(orders: Sequence[Order], order: Order, key: LeafKey) -> list[bytes]:
+    """Inclusion proof of ``order`` under ``orders_root(orders, key)``."""
     try:
-        return build_tree([order_leaf(o) for o in orders]).proof(order_leaf(order))
+        return build_tree(_order_leaves(orders, key)).proof(
+            order_leaf(order, order_salt(key, order))
+        )
     except KeyError:
         raise NotFoundError(f"order {order.participant}/{order.nonce} is not in the set") from None
 
@@ -126,22 +153,22 @@ def result_lines(result: ClearingResult) -> tuple[TradeLine, ...]:
     return tuple(lines)
 
 
-def lines_root(lines: Sequence[TradeLine]) -> bytes:
-    return build_tree([trade_leaf(line) for line in lines]).root
+def lines_root(lines: Sequence[TradeLine], key: LeafKey) -> bytes:
+    return build_tree(_trade_leaves(lines, key)).root
 
 
-def result_root(result: ClearingResult) -> bytes:
+def result_root(result: ClearingResult, key: LeafKey) -> bytes:
     """Root over the result's trade lines (EMPTY_ROOT when nothing cleared)."""
-    return lines_root(result_lines(result))
+    return lines_root(result_lines(result), key)
 
 
 def participant_proofs(
-    lines: Sequence[TradeLine], participant: str
+    lines: Sequence[TradeLine], participant: str, key: LeafKey
 ) -> list[tuple[TradeLine, list[bytes]]]:
     """Every line where ``participant`` buys or sells, each with its proof under the root."""
-    tree = build_tree([trade_leaf(line) for line in lines])
+    tree = build_tree(_trade_leaves(lines, key))
     return [
-        (line, tree.proof(trade_leaf(line)))
+        (line, tree.proof(trade_leaf(line, trade_salt(key, line))))
         for line in lines
         if participant in (line.buyer, line.seller)
     ]

@@ -16,6 +16,7 @@ from gridledger.market.book import Book
 from gridledger.market.clearing import clear
 from gridledger.market.commitments import TradeLine, lines_root, result_lines
 from gridledger.market.orders import Order
+from gridledger.privacy.salts import LeafKey
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,14 @@ def verify_interval(
     result_root: bytes,
     mechanism: str,
     *,
+    leaf_key: LeafKey,
     grid_fee_micro_per_kwh: int = 0,
     zone_of: Mapping[str, int] | None = None,
     zone_fee_micro_per_kwh: npt.ArrayLike | None = None,
 ) -> VerificationReport:
     """Recompute the clearing from ``published_orders`` (in arrival order, which only the
-    continuous double auction uses) and compare with the published lines and both roots."""
+    continuous double auction uses) and compare with the published lines and both roots.
+    Rebuilding the roots needs the operator's ``leaf_key`` (verifiers hold it)."""
     from gridledger.market import commitments
 
     book = Book.from_orders(published_orders, zone_of)
@@ -52,8 +55,8 @@ def verify_interval(
         book, mechanism, grid_fee_micro_per_kwh, zone_fee_micro_per_kwh=zone_fee_micro_per_kwh
     )
     recomputed = result_lines(result)
-    new_orders_root = commitments.orders_root(published_orders)
-    new_result_root = lines_root(recomputed)
+    new_orders_root = commitments.orders_root(published_orders, leaf_key)
+    new_result_root = lines_root(recomputed, leaf_key)
     problems = []
     if new_orders_root != orders_root:
         problems.append("orders root differs from the published orders")

@@ -5,6 +5,7 @@ from gridledger.metering.anchoring import (
     anchor_interval,
     reading_leaf,
     reading_proofs,
+    reading_salt,
     readings_root,
 )
 from gridledger.metering.gateway import Gateway, Outcome, ingest_json
@@ -35,6 +36,7 @@ __all__ = [
     "reading_digest",
     "reading_leaf",
     "reading_proofs",
+    "reading_salt",
     "readings_root",
     "sign_reading",
     "signed_reading_from_json",

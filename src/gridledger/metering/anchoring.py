@@ -1,8 +1,10 @@
 """Merkle commitments over stored readings, and exactly-once anchoring of each interval's root.
 
 A leaf is ``keccak(keccak(abi.encode(meter, sequence, intervalStartS, intervalLengthS,
-importedWh, exportedWh)))`` (gridledger.merkle, OpenZeppelin-compatible), so a contract can check
-one reading against the anchored root with ``MerkleProof.verify``.
+importedWh, exportedWh, bytes32 salt)))`` (gridledger.merkle, OpenZeppelin-compatible), so a
+contract can check one reading against the anchored root with ``MerkleProof.verify``. The salt
+is secret and derived from the operator's leaf key and (meter, sequence) (see
+:mod:`gridledger.privacy.salts`), so a proof cannot be brute-forced into a neighbour's reading.
 
 Anchoring writes its intent ('pending') before sending and, after a crash, asks the chain what
 it already holds before sending again; the chain side is the small :class:`AnchorChain` protocol
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from gridledger.errors import ConflictError
 from gridledger.merkle import build_tree, leaf_hash
 from gridledger.metering.reading import Reading, encode_reading
+from gridledger.privacy.salts import LeafKey, check_salt
 
 if TYPE_CHECKING:
     from gridledger.store import AnchorRow, Store, StoredReading
@@ -34,26 +37,39 @@ class AnchorChain(Protocol):
         ...
 
 
-def reading_leaf(reading: Reading) -> bytes:
-    return leaf_hash(encode_reading(reading))
+def reading_salt(key: LeafKey, reading: Reading) -> bytes:
+    meter_word = bytes.fromhex(reading.meter[2:]).rjust(32, b"\0")
+    return key.salt(b"reading", meter_word + reading.sequence.to_bytes(32, "big"))
 
 
-def readings_root(readings: Sequence[Reading]) -> bytes:
+def reading_leaf(reading: Reading, salt: bytes) -> bytes:
+    return leaf_hash(encode_reading(reading) + check_salt(salt))
+
+
+def _leaves(readings: Sequence[Reading], key: LeafKey) -> list[bytes]:
+    return [reading_leaf(r, reading_salt(key, r)) for r in readings]
+
+
+def readings_root(readings: Sequence[Reading], key: LeafKey) -> bytes:
     """The Merkle root over the readings (order does not matter; empty gives 32 zero bytes)."""
-    return build_tree([reading_leaf(r) for r in readings]).root
+    return build_tree(_leaves(readings, key)).root
 
 
-def reading_proofs(stored: Sequence[StoredReading]) -> dict[int, list[bytes]]:
+def reading_proofs(stored: Sequence[StoredReading], key: LeafKey) -> dict[int, list[bytes]]:
     """A Merkle proof per reading id, against ``readings_root`` of the same readings."""
-    tree = build_tree([reading_leaf(s.reading) for s in stored])
-    return {s.id: tree.proof(reading_leaf(s.reading)) for s in stored}
+    leaves = _leaves([s.reading for s in stored], key)
+    tree = build_tree(leaves)
+    return {s.id: tree.proof(leaf) for s, leaf in zip(stored, leaves, strict=True)}
 
 
-def anchor_interval(store: Store, chain: AnchorChain, interval_start_s: int) -> AnchorRow:
+def anchor_interval(
+    store: Store, chain: AnchorChain, interval_start_s: int, key: LeafKey
+) -> AnchorRow:
     """Anchor the interval's readings root on chain exactly once; safe to re-run after a crash."""
     existing = store.anchor(interval_start_s)
     if existing is None:
-        root = readings_root([s.reading for s in store.readings_in_interval(interval_start_s)])
+        stored = store.readings_in_interval(interval_start_s)
+        root = readings_root([s.reading for s in stored], key)
         existing = store.record_anchor_pending(interval_start_s, "0x" + root.hex())
     if existing.status == "mined":
         return existing

@@ -31,6 +31,7 @@ from gridledger.market import (
     verify_order,
 )
 from gridledger.metering import readings_root
+from gridledger.privacy.keys import leaf_key_of
 from gridledger.settlement import (
     Delivery,
     DeliverySettlement,
@@ -135,6 +136,7 @@ class MarketOperator:
         mechanism: str = "uniform",
     ) -> None:
         self.store, self.ledger, self.settings = store, ledger, settings
+        self.leaf_key = leaf_key_of(store)  # salts every order, trade and reading leaf
         self.supplier = supplier  # the grid supplier's account (see enrol_supplier)
         self.mechanism = mechanism
         self.tariffs = Tariffs(
@@ -232,7 +234,12 @@ class MarketOperator:
 
     def roots_of(self, start_s: int, result: ClearingResult) -> tuple[bytes, bytes, bytes]:
         readings = [s.reading for s in self.store.readings_in_interval(start_s)]
-        return (orders_root(result.book.orders or ()), result_root(result), readings_root(readings))
+        key = self.leaf_key
+        return (
+            orders_root(result.book.orders or (), key),
+            result_root(result, key),
+            readings_root(readings, key),
+        )
 
     @staticmethod
     def check_committed(on_chain: OnChainInterval, roots: tuple[bytes, bytes, bytes]) -> None:

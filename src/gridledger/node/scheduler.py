@@ -84,15 +84,15 @@ class Scheduler:
         return result
 
     def _save_cleared(self, start_s: int, result: ClearingResult) -> None:
-        store = self.market.store
+        store, key = self.market.store, self.market.operator.leaf_key
         store.save_interval(
             IntervalRow(
                 interval_start_s=start_s,
                 status="cleared",
                 clearing_price_micro_per_kwh=result.clearing_price_micro_per_kwh,
                 cleared_energy_wh=result.cleared_energy_wh,
-                orders_root="0x" + orders_root(result.book.orders or ()).hex(),
-                result_root="0x" + result_root(result).hex(),
+                orders_root="0x" + orders_root(result.book.orders or (), key).hex(),
+                result_root="0x" + result_root(result, key).hex(),
             )
         )
         store.save_trades(start_s, [trade_row(line) for line in result_trade_lines(result)])

@@ -10,14 +10,16 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from gridledger.errors import ValidationError
 from gridledger.ledger import Ledger
-from gridledger.market import Order, TradeLine, order_leaf, trade_leaf
+from gridledger.market import Order, TradeLine, order_leaf, order_salt, trade_leaf, trade_salt
 from gridledger.merkle import build_tree
-from gridledger.metering import Reading, reading_leaf
+from gridledger.metering import Reading, reading_leaf, reading_salt
 from gridledger.node.interval import signed_order
+from gridledger.privacy.keys import leaf_key_of
 from gridledger.settlement import StatementLine
 from gridledger.settlement.statements import (
     IntervalStatement,
@@ -41,9 +43,15 @@ def month_range_s(month: str) -> tuple[int, int]:
     return int(first.timestamp()), int((first + dt.timedelta(days=days)).timestamp())
 
 
-def _proven(items: Sequence[T], leaf_of: Any, mine: Iterable[T]) -> tuple[Proven[T], ...]:
-    tree = build_tree([leaf_of(item) for item in items])
-    return tuple(Proven(item, tuple(tree.proof(leaf_of(item)))) for item in mine)
+def _proven(
+    items: Sequence[T], leaf_of: Any, salt_of: Any, mine: Iterable[T]
+) -> tuple[Proven[T], ...]:
+    """Proofs of ``mine`` with their salts; the other leaves' salts never leave this function."""
+    tree = build_tree([leaf_of(item, salt_of(item)) for item in items])
+    return tuple(
+        Proven(item, tuple(tree.proof(leaf_of(item, salt))), salt)
+        for item, salt in ((item, salt_of(item)) for item in mine)
+    )
 
 
 def trade_line(row: TradeRow) -> TradeLine:
@@ -71,11 +79,27 @@ def interval_statement(
         for s in store.settlements_in_interval(start_s)
         if s.participant == participant
     )
+    key = leaf_key_of(store)
     return IntervalStatement(
         start_s,
-        _proven(orders, order_leaf, [o for o in orders if o.participant == participant]),
-        _proven(trades, trade_leaf, [t for t in trades if participant in (t.buyer, t.seller)]),
-        _proven(readings, reading_leaf, [r for r in readings if r.meter in meters]),
+        _proven(
+            orders,
+            order_leaf,
+            partial(order_salt, key),
+            [o for o in orders if o.participant == participant],
+        ),
+        _proven(
+            trades,
+            trade_leaf,
+            partial(trade_salt, key),
+            [t for t in trades if participant in (t.buyer, t.seller)],
+        ),
+        _proven(
+            readings,
+            reading_leaf,
+            partial(reading_salt, key),
+            [r for r in readings if r.meter in meters],
+        ),
         tuple(lines),
         delta,
     )

@@ -29,10 +29,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Proven(Generic[T]):
-    """A committed fact with its Merkle proof."""
+    """A committed fact with its Merkle proof and its leaf's secret salt (given to its owner)."""
 
     item: T
     proof: tuple[bytes, ...]
+    salt: bytes
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,15 @@ class OnChainCommitment:
 
 
 def _unproven(
-    name: str, items: Sequence[Proven[Any]], leaf_of: Callable[[Any], bytes], root: bytes
+    name: str,
+    items: Sequence[Proven[Any]],
+    leaf_of: Callable[[Any, bytes], bytes],
+    root: bytes,
 ) -> list[str]:
     return [
         f"{name} {n}: its Merkle proof does not match the on-chain root"
         for n, proven in enumerate(items, 1)
-        if not verify_proof(leaf_of(proven.item), proven.proof, root)
+        if not verify_proof(leaf_of(proven.item, proven.salt), proven.proof, root)
     ]
 
 

@@ -14,6 +14,7 @@ from gridledger.eip712 import address_of, key_from_seed
 from gridledger.ledger import Ledger, Role
 from gridledger.market import ClearingResult, result_root
 from gridledger.merkle import EMPTY_ROOT
+from gridledger.privacy import LeafKey
 from gridledger.settlement import IntervalSettlement
 from gridledger.sim.runner import GRID_OPERATOR
 
@@ -28,6 +29,8 @@ class LedgerRecorder:
         self.first_interval_start_s = first_interval_start_s
         self.interval_length_s = interval_length_s
         self.address_of: dict[str, str] = {GRID_OPERATOR: ledger.deployment.grid_operator}
+        # Nobody asks a scenario run for statements, so its salts need not outlive the run.
+        self.leaf_key = LeafKey.random()
 
     def enrol(self, names: Sequence[str]) -> None:
         for name in names:
@@ -50,7 +53,7 @@ class LedgerRecorder:
     ) -> int:
         self.enrol(participants)
         start_s = self.first_interval_start_s + interval * self.interval_length_s
-        root = result_root(result) if result.book.orders is not None else EMPTY_ROOT
+        root = result_root(result, self.leaf_key) if result.book.orders is not None else EMPTY_ROOT
         commit = self.ledger.commit_interval(
             start_s,
             EMPTY_ROOT,
