@@ -113,11 +113,11 @@ def demo(
     ),
 ) -> None:
     """Run one simulated trading day of a small energy community on a blockchain."""
-    from gridledger.sim.day import DayConfig, run_day
-
     with friendly_errors():
         settings = load_settings({"chain": chain, "db_url": db, "http_port": port})
         preflight(settings, json_path=json_path, chain=True, db=db is not None)
+        from gridledger.sim.day import DayConfig, run_day  # slow to import: after the checks
+
         config = DayConfig(
             households=households,
             intervals=intervals,
@@ -408,6 +408,19 @@ def bench_chain_command(
     emit_json(report) if as_json else out.print(report)
 
 
+@bench_app.command("verifier")
+def bench_verifier_command(
+    participants: int = typer.Option(1_000, min=2, help="Participants in the interval."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """CPU a verifier spends re-executing one interval vs the operator's own work on it."""
+    from gridledger.verifier.bench import bench_verifier
+
+    with friendly_errors(), console.status(f"re-executing {participants:,} participants…"):
+        report = bench_verifier(participants)
+    emit_json(report) if as_json else out.print(report)
+
+
 @bench_app.command("ingest")
 def bench_ingest_command(
     readings: int = typer.Option(20_000, min=1, help="Signed readings to ingest."),
@@ -569,6 +582,30 @@ def node(
         run_node(settings)
 
 
+@app.command()
+def verifier(
+    chain: str = typer.Option(..., help="EVM JSON-RPC URL of the market's chain."),
+    operator_url: str = typer.Option(..., help="Base URL of the operator node's API."),
+    key_file: Path = typer.Option(..., help="This verifier's key: hex, or a keystore file."),
+    db: str | None = typer.Option(None, help="Database URL for this verifier's own state."),
+    evidence: str | None = typer.Option(None, help="Evidence contract that records disputes."),
+    passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
+) -> None:
+    """Re-execute every committed interval; attest it, or record a dispute."""
+    import logging
+
+    from gridledger.verifier.process import run_verifier, verifier_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with friendly_errors():
+        settings = load_settings({"chain": chain})
+        preflight(settings, chain=True)
+        config = verifier_config(
+            chain, operator_url, key_file, db, evidence, passphrase_file, settings
+        )
+        run_verifier(config)
+
+
 # -- community simulation -------------------------------------------------------------------
 @app.command()
 def sim(
@@ -585,11 +622,12 @@ def sim(
     import datetime as dt
 
     from gridledger.preflight import check_output_dir
-    from gridledger.sim import load_scenario, run_scenario
 
     with friendly_errors():
         if out_dir is not None:
             check_output_dir(out_dir)
+        from gridledger.sim import load_scenario, run_scenario  # slow to import: after the check
+
         loaded = load_scenario(scenario)
         if chain is not None:
             loaded = loaded.replace(chain=chain)

@@ -20,7 +20,8 @@ working around a :class:`ValidationError`). The API maps these classes to RFC 94
     │   ├── ContractRevert                  a call reverted; carries the custom error and args
     │   └── ChainUnavailable (ConnectionError)  the node cannot be reached
     ├── StoreError (RuntimeError)           the database refused or is unreachable
-    └── DataSourceError (OSError)           an external data file is missing or malformed
+    ├── DataSourceError (OSError)           an external data file is missing or malformed
+    └── ServiceUnavailable (ConnectionError)  a broker or node the command needs is not reachable
 """
 
 from __future__ import annotations
@@ -120,3 +121,7 @@ class StoreError(GridledgerError, RuntimeError):
 
 class DataSourceError(GridledgerError, OSError):
     """An external data file or data set is missing or malformed."""
+
+
+class ServiceUnavailable(GridledgerError, ConnectionError):
+    """A service the command needs (an MQTT broker, a gridledger node) cannot be reached."""
