@@ -148,10 +148,11 @@ def _add_public_routes(app: FastAPI, ctx: ApiContext) -> None:
 
     @app.get("/v1/intervals/{interval_start_s}", openapi_extra=PUBLIC, tags=["market"])
     def interval(interval_start_s: int = _start_path()) -> dict[str, Any]:
-        """One interval with its trades (public once its gate has closed)."""
+        """One interval in aggregate: price, volume, roots and the number of trades. Each trade
+        line goes only to its two parties (``/v1/intervals/{start}/trades``, signed in)."""
         row = state.store.interval(interval_start_s)
-        trades = [row_json(t) for t in state.store.trades_in_interval(interval_start_s)]
-        return {**row_json(row), "trades": trades}
+        trade_count = len(state.store.trades_in_interval(interval_start_s))
+        return {**row_json(row), "trade_count": trade_count}
 
     @app.get("/v1/intervals/{interval_start_s}/book", openapi_extra=PUBLIC, tags=["market"])
     def book(interval_start_s: int = _start_path()) -> dict[str, Any]:
@@ -160,8 +161,12 @@ def _add_public_routes(app: FastAPI, ctx: ApiContext) -> None:
 
     @app.get("/v1/participants", openapi_extra=PUBLIC, tags=["accounts"])
     def participants() -> list[dict[str, Any]]:
-        """Registered participants (addresses, roles, grid nodes) - public, as on-chain."""
-        return [row_json(p) for p in state.store.participants()]
+        """Registered participants: address, role and whether active. Grid positions and labels
+        are personal (they tie an address to a household) and are not served publicly."""
+        return [
+            {"address": p.address, "role": p.role, "active": p.active}
+            for p in state.store.participants()
+        ]
 
     @app.get("/v1/chain", openapi_extra=PUBLIC, tags=["chain"])
     def chain() -> dict[str, Any]:

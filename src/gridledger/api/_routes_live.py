@@ -200,6 +200,17 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
             "verified": verify_proof(leaf, proof, bytes.fromhex(on_chain[2:])),
         }
 
+    @app.get("/v1/intervals/{interval_start_s}/trades", openapi_extra=SIGNED_IN, tags=["market"])
+    def interval_trades(
+        interval_start_s: int = Path(ge=0, le=INT64_MAX), principal: Principal = Depends(caller)
+    ) -> list[dict[str, Any]]:
+        """The interval's trade lines the caller is a party to; operators and auditors see all."""
+        store.interval(interval_start_s)
+        rows = store.trades_in_interval(interval_start_s)
+        if principal.role not in READERS_OF_ANY_STATEMENT:
+            rows = [r for r in rows if principal.address in (r.buyer, r.seller)]
+        return [row_json(r) for r in rows]
+
     # -- accounts ----------------------------------------------------------------------------
     @app.get("/v1/participants/{address}/statement", openapi_extra=OWN, tags=["accounts"])
     def statement(
