@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -53,7 +53,9 @@ def friendly_errors() -> Iterator[None]:
 
 def fail(message: str) -> NoReturn:
     """One red line on stderr (never wrapped: scripts grep it), exit code 1."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(1)
 
 
@@ -288,7 +290,7 @@ def meter_export(
     from gridledger.preflight import atomic_write, check_address, check_output_file
     from gridledger.store import Store
 
-    with friendly_errors():
+    with friendly_errors(), ExitStack() as cleanup:
         if fmt != "greenbutton":
             raise ValidationError("--format", f"only 'greenbutton' is supported, got {fmt!r}")
         meter = check_address(meter, "--meter")
@@ -296,7 +298,7 @@ def meter_export(
             check_output_file(out_path)
         settings = load_settings({"db_url": db})
         preflight(settings, db=True, db_must_exist=True)
-        store = Store.open(settings.db_url)
+        store = cleanup.enter_context(closing(Store.open(settings.db_url)))
         if not allow_empty and meter not in store.meters_by_address([meter]):
             raise NotFoundError(
                 f"--meter: {meter} is not registered in {store.url}; "
@@ -461,11 +463,11 @@ def statement(
     from gridledger.settlement import Tariffs
     from gridledger.store import Store
 
-    with friendly_errors():
+    with friendly_errors(), ExitStack() as cleanup:
         participant = check_address(participant, "--participant")
         settings = load_settings({"db_url": db})
         preflight(settings, db=True, db_must_exist=True)
-        store = Store.open(settings.db_url)
+        store = cleanup.enter_context(closing(Store.open(settings.db_url)))
         if not allow_empty and participant not in {p.address for p in store.participants()}:
             raise NotFoundError(
                 f"--participant: {participant} is not registered in {store.url}; "
@@ -567,19 +569,41 @@ def node(
     ),
     host: str | None = typer.Option(None, help="HTTP host (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="HTTP port (default 8000)."),
+    check: bool = typer.Option(
+        False, "--check", help="Rebuild the market state from the chain, compare with the store."
+    ),
 ) -> None:
     """Run the market live: gateway, scheduler, settlement, REST API and dashboard."""
-    import logging
-
     from gridledger.node.runner import node_settings, run_node
+    from gridledger.telemetry import configure_json_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with friendly_errors():
         if config is not None and not config.is_file():
             fail(f"--config: no settings file at {config}")
         settings = node_settings(config, chain, db, speed, host, port)
+        if check:
+            node_check(settings)
+            return
         preflight(settings, chain=True, db=True, mqtt=True)
+        configure_json_logging()
         run_node(settings)
+
+
+def node_check(settings: Any) -> None:
+    from gridledger.stack.maintenance import check_node
+
+    preflight(settings, chain=True, db=True, db_must_exist=True)
+    with console.status("rebuilding the market state from the chain…"):
+        report = check_node(settings)
+    out.print(
+        f"checked {report.intervals_checked} intervals, {report.participants_checked} "
+        f"participants, {report.meters_checked} meters against the chain"
+    )
+    for difference in report.differences:
+        console.print(f"[red]differs:[/] {difference}", soft_wrap=True, highlight=False)
+    if not report.ok:
+        fail(f"{len(report.differences)} difference(s) between the store and the chain")
+    out.print("the store agrees with the chain")
 
 
 @app.command()
@@ -672,3 +696,101 @@ def security_eval(
         emit_json(report)
     else:
         out.print(format_report(report))
+
+
+# -- the database ---------------------------------------------------------------------------
+store_app = typer.Typer(help="The node's database: backup and restore.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("backup")
+def store_backup(
+    path: Path = typer.Argument(..., help="Backup file to write (gzip JSON lines)."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+) -> None:
+    """Write the whole database (SQLite or PostgreSQL) to one file, from one snapshot."""
+    from gridledger.stack.maintenance import backup_database
+
+    with friendly_errors():
+        settings = load_settings({"db_url": db})
+        preflight(settings, db=True, db_must_exist=True)
+        summary = backup_database(settings, path)
+    out.print(
+        f"wrote {summary.path}: {summary.rows:,} rows in {len(summary.tables)} tables",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@store_app.command("restore")
+def store_restore(
+    path: Path = typer.Argument(..., help="A file written by gridledger store backup."),
+    db: str | None = typer.Option(None, help="Database URL of an empty database."),
+) -> None:
+    """Load a backup into an empty database, all or nothing."""
+    from gridledger.stack.maintenance import restore_database
+
+    with friendly_errors():
+        settings = load_settings({"db_url": db})
+        preflight(settings, db=True)
+        summary = restore_database(settings, path)
+    out.print(
+        f"restored {summary.rows:,} rows in {len(summary.tables)} tables from {path}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+# -- keys -----------------------------------------------------------------------------------
+keys_app = typer.Typer(help="Encrypted signing keys (keystore v3 files).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KEYSTORE_DIR = Path(".gridledger/keystore")
+
+
+@keys_app.command("new")
+def keys_new(
+    keystore: Path = typer.Option(KEYSTORE_DIR, help="Folder of the keystore files."),
+    passphrase_file: Path | None = typer.Option(None, help="File holding the passphrase."),
+) -> None:
+    """Create a random key and store it encrypted; prints its address and file."""
+    from gridledger.keys import new_key, read_passphrase
+
+    with friendly_errors():
+        passphrase = read_passphrase(passphrase_file, "new passphrase: ", confirm=True)
+        entry = new_key(keystore, passphrase)
+    out.print(f"{entry.address}  {entry.path}", soft_wrap=True, highlight=False)
+
+
+@keys_app.command("import")
+def keys_import(
+    key_file: Path = typer.Argument(..., help="File holding the hex private key to import."),
+    keystore: Path = typer.Option(KEYSTORE_DIR, help="Folder of the keystore files."),
+    passphrase_file: Path | None = typer.Option(None, help="File holding the passphrase."),
+) -> None:
+    """Encrypt an existing hex key into the keystore (then delete the plain file)."""
+    from gridledger.keys import import_key, parse_hex_key, read_passphrase
+
+    with friendly_errors():
+        try:
+            text = key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"{key_file}: {exc.strerror}")
+        key = parse_hex_key(text, str(key_file))
+        passphrase = read_passphrase(passphrase_file, "new passphrase: ", confirm=True)
+        entry = import_key(keystore, key, passphrase)
+    out.print(f"{entry.address}  {entry.path}", soft_wrap=True, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(
+    keystore: Path = typer.Option(KEYSTORE_DIR, help="Folder of the keystore files."),
+) -> None:
+    """The keys in the keystore: address and file (nothing is decrypted)."""
+    from gridledger.keys import list_keys
+
+    with friendly_errors():
+        entries = list_keys(keystore)
+    if not entries:
+        console.print(f"no keys in {keystore}: create one with gridledger keys new")
+    for entry in entries:
+        out.print(f"{entry.address}  {entry.path}", soft_wrap=True, highlight=False)
