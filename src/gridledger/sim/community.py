@@ -29,7 +29,7 @@ from gridledger.iotools.simbench import (
     pv_profile_names,
     pv_profile_per_unit,
 )
-from gridledger.sim.assets import Battery
+from gridledger.sim.assets import Battery, BatteryFleet
 
 COMMUNITY_GRID_CODE = "1-LV-rural2--0-sw"  # 99 loads, 92 of them residential (H0)
 SUNNY_JUNE_DAY = dt.date(2016, 6, 10)  # clear at all PV sites of 1-LV-rural2: 3.6-4.1 kWh/kWp
@@ -61,6 +61,22 @@ class Household:
         return bool(self.pv_source)
 
 
+@dataclass(frozen=True, eq=False)
+class HouseholdArrays:
+    """A community as one array per quantity; rows are households in community order."""
+
+    names: tuple[str, ...]
+    bus: Int64Array
+    load_wh: Int64Array  # (households, intervals)
+    pv_wh: Int64Array
+    batteries: BatteryFleet
+
+    @property
+    def net_wh_before_battery(self) -> Int64Array:
+        net: Int64Array = self.load_wh - self.pv_wh
+        return net
+
+
 @dataclass(frozen=True)
 class Community:
     """Households of one grid over a window of ``n_intervals`` from ``start_interval``."""
@@ -85,6 +101,19 @@ class Community:
     def start_date(self) -> dt.date:
         """Reference-year (2016) date of the window's first interval."""
         return dt.date(2016, 1, 1) + dt.timedelta(days=self.start_interval // INTERVALS_PER_DAY)
+
+    def arrays(self) -> HouseholdArrays:
+        """The households as arrays, for simulations over many intervals."""
+        homes = self.households
+        return HouseholdArrays(
+            names=tuple(h.name for h in homes),
+            bus=np.array([h.bus for h in homes], dtype=np.int64),
+            load_wh=np.stack([h.load_wh for h in homes]),
+            pv_wh=np.stack([h.pv_wh for h in homes]),
+            batteries=BatteryFleet.of(
+                [(row, h.battery) for row, h in enumerate(homes) if h.battery is not None]
+            ),
+        )
 
     @property
     def total_load_wh(self) -> int:

@@ -50,25 +50,33 @@ from gridledger.iotools.simbench import INTERVALS_PER_DAY, grid_energy_wh, load_
 from gridledger.market import Book, ClearingResult, clear
 from gridledger.market.orders import BUY, SELL
 from gridledger.preflight import atomic_write, check_output_dir
-from gridledger.settlement import IntervalSettlement, SettledTrade, net_interval
+from gridledger.settlement import (
+    Delivery,
+    DeliverySettlement,
+    IntervalSettlement,
+    SettledTrade,
+    Tariffs,
+    net_interval,
+    settle_with_delivery,
+)
 from gridledger.sim.assets import Battery
-from gridledger.sim.community import Community, build_community
+from gridledger.sim.community import Community, HouseholdArrays, build_community
 from gridledger.sim.flexible import ShiftableLoad, schedule_days
 from gridledger.sim.kpis import EnergyTotals, Kpis, compute_kpis
 from gridledger.sim.pv import pvlib_clear_sky_per_unit
 from gridledger.sim.scenario import Scenario, load_scenario
 from gridledger.sim.strategies import (
-    OrderIntent,
-    Side,
+    Quotes,
     TariffBand,
-    ZipTrader,
-    truthful,
-    zero_intelligence,
+    ZipTraders,
+    truthful_quotes,
+    zero_intelligence_quotes,
 )
 
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 GRID_OPERATOR = "grid-operator"
+GRID_SUPPLIER = "grid-supplier"
 DEFAULT_OUT_DIR = Path(".gridledger") / "sim"
 Progress = Callable[[int, int], None]
 
@@ -90,6 +98,7 @@ class Physics:
     """Everything the market does not change, for the whole run (rows: households)."""
 
     community: Community
+    homes: HouseholdArrays
     load_wh: Int64Array  # household load including flexible load
     pv_wh: Int64Array
     net_wh: Int64Array  # after batteries: + needs energy, - has surplus
@@ -173,7 +182,7 @@ class _Accounts:
     grid_aware_intervals: int = 0
     unresolved_intervals: int = 0
     fees_micro: int = 0
-    zip_traders: dict[int, ZipTrader] = field(default_factory=dict)
+    zip_traders: ZipTraders | None = None
     index_of: dict[str, int] = field(default_factory=dict)
 
 
@@ -245,32 +254,24 @@ def _flexible_wh(scenario: Scenario, community: Community) -> Int64Array:
 
 
 def _dispatch_batteries(
-    community: Community, net_before_wh: Int64Array
+    homes: HouseholdArrays, net_before_wh: Int64Array, interval_length_s: int
 ) -> tuple[Int64Array, Int64Array, Int64Array]:
     """Self-consumption dispatch of every battery over the run (independent of the market)."""
+    fleet = homes.batteries
+    flow_wh, soc = fleet.dispatch(net_before_wh[fleet.owner], interval_length_s)
     net_wh = net_before_wh.copy()
-    owners = [i for i, h in enumerate(community.households) if h.battery is not None]
-    soc = np.zeros((len(owners), community.n_intervals), dtype=np.int64)
-    capacity = np.zeros(len(owners), dtype=np.int64)
-    for row, owner in enumerate(owners):
-        battery = community.households[owner].battery
-        assert battery is not None
-        capacity[row] = battery.capacity_wh
-        length_s = community.interval_length_s
-        for step, need_wh in enumerate(net_before_wh[owner].tolist()):
-            flow_wh, battery = battery.dispatch(need_wh, length_s)
-            net_wh[owner, step] += flow_wh
-            soc[row, step] = battery.soc_wh
-    return net_wh, soc, capacity
+    net_wh[fleet.owner] += flow_wh  # one battery per owner
+    return net_wh, soc, fleet.capacity_wh.copy()
 
 
 def prepare_physics(scenario: Scenario) -> Physics:
     """Community, assets and every interval's bus powers, computed once for the whole run."""
     community = build_scenario_community(scenario)
     households = community.households
-    load_wh = np.stack([h.load_wh for h in households]) + _flexible_wh(scenario, community)
-    pv_wh = np.stack([h.pv_wh for h in households])
-    net_wh, soc, capacity = _dispatch_batteries(community, load_wh - pv_wh)
+    homes = community.arrays()
+    load_wh = homes.load_wh + _flexible_wh(scenario, community)
+    pv_wh = homes.pv_wh
+    net_wh, soc, capacity = _dispatch_batteries(homes, load_wh - pv_wh, scenario.interval_length_s)
     net = build_net(scenario)
     background = (
         grid_energy_wh(net, scenario.start_date, scenario.n_intervals)
@@ -283,7 +284,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
         if grid.background_p_mw is not None
         else np.zeros((len(grid.buses), scenario.n_intervals))
     )
-    rows = [grid.position_of_bus(h.bus) for h in households]
+    rows = [grid.position_of_bus(int(bus)) for bus in homes.bus]
     np.add.at(slot_p_mw, rows, wh_to_mw(net_wh, community.interval_length_s))
     sensitivities = (
         compute_sensitivities(grid, sorted({h.bus for h in households}))
@@ -293,6 +294,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
     unconstrained = run_batch_power_flow(grid, slot_p_mw)
     return Physics(
         community,
+        homes,
         load_wh,
         pv_wh,
         net_wh,
@@ -305,43 +307,28 @@ def prepare_physics(scenario: Scenario) -> Physics:
     )
 
 
-def _quote(
-    scenario: Scenario,
-    household: int,
-    net_wh: int,
-    band: TariffBand,
-    rng: np.random.Generator,
-    accounts: _Accounts,
-) -> OrderIntent | None:
-    if scenario.strategy == "truthful":
-        return truthful(net_wh, band)
-    if scenario.strategy == "zi":
-        return zero_intelligence(net_wh, band, rng)
-    trader = accounts.zip_traders.setdefault(household, ZipTrader())
-    return trader.quote(net_wh, band)
-
-
-def _book(
+def _quotes(
     scenario: Scenario,
     positions: Int64Array,
     band: TariffBand,
     rng: np.random.Generator,
     acc: _Accounts,
-) -> Book:
-    ids, sides, energy, prices = [], [], [], []
-    for household in np.flatnonzero(positions).tolist():
-        intent = _quote(scenario, household, int(positions[household]), band, rng, acc)
-        if intent is None:
-            continue
-        ids.append(household)
-        sides.append(BUY if intent.side is Side.BUY else SELL)
-        energy.append(intent.energy_wh)
-        prices.append(intent.price_micro_per_kwh)
+) -> Quotes:
+    if scenario.strategy == "truthful":
+        return truthful_quotes(positions, band)
+    if scenario.strategy == "zi":
+        return zero_intelligence_quotes(positions, band, rng)
+    if acc.zip_traders is None:
+        acc.zip_traders = ZipTraders.start(positions.shape[0])
+    return acc.zip_traders.quotes(positions, band)
+
+
+def _book(quotes: Quotes) -> Book:
     return Book.from_arrays(
-        np.asarray(ids, dtype=np.int64),
-        np.asarray(sides, dtype=np.int64),
-        np.asarray(energy, dtype=np.int64),
-        np.asarray(prices, dtype=np.int64),
+        quotes.rows,
+        np.where(quotes.is_buy, BUY, SELL).astype(np.int64),
+        quotes.energy_wh,
+        quotes.price_micro_per_kwh,
     )
 
 
@@ -353,19 +340,9 @@ def _record_flow(series: IntervalSeries, step: int, flow: PowerFlowResult) -> No
     series.ext_grid_p_mw[step] = flow.ext_grid_p_mw
 
 
-def _settle(
-    scenario: Scenario,
-    names: Sequence[str],
-    result: ClearingResult,
-    curtailed_wh: Int64Array,
-    acc: _Accounts,
-    series: IntervalSeries,
-    step: int,
-) -> IntervalSettlement:
-    """Local trades netted (what a chain would settle) plus the supplier's last-resort bill."""
-    book, t = result.book, result.trades
-    ids = book.ids
-    trades = [
+def _trades(names: Sequence[str], result: ClearingResult) -> list[SettledTrade]:
+    ids, t = result.book.ids, result.trades
+    return [
         SettledTrade(names[ids[b]], names[ids[s]], e, p, f)
         for b, s, e, p, f in zip(
             t.buy_row.tolist(),
@@ -376,16 +353,40 @@ def _settle(
             strict=True,
         )
     ]
-    settlement = net_interval(trades, GRID_OPERATOR)
+
+
+def _settle(
+    scenario: Scenario,
+    names: Sequence[str],
+    result: ClearingResult,
+    trades: list[SettledTrade],
+    curtailed_wh: Int64Array,
+    acc: _Accounts,
+    series: IntervalSeries,
+    step: int,
+) -> DeliverySettlement:
+    """The interval settled against delivery: trades, fees, and the supplier's last resort.
+
+    A household delivers its order less what the grid-aware clearing curtailed (curtailed
+    energy is neither delivered nor paid); what it did not trade locally is its imbalance with
+    the grid supplier, at the import or feed-in tariff.
+    """
+    book = result.book
     is_buy = book.side == BUY
-    residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
-    # floored per household and interval, like every trade amount (the credit is floored too)
-    import_micro = residual_wh * scenario.import_price_micro_per_kwh // 1000
-    feed_in_micro = residual_wh * scenario.feed_in_price_micro_per_kwh // 1000
-    np.add.at(acc.market_bill_micro, ids, np.where(is_buy, import_micro, -feed_in_micro))
+    delivered_wh = (book.energy_wh - curtailed_wh).tolist()
+    deliveries = {
+        names[row]: Delivery(energy, 0) if buy else Delivery(0, energy)
+        for row, buy, energy in zip(book.ids.tolist(), is_buy.tolist(), delivered_wh, strict=True)
+    }
+    tariffs = Tariffs(scenario.import_price_micro_per_kwh, scenario.feed_in_price_micro_per_kwh)
+    settlement = settle_with_delivery(
+        trades, deliveries, tariffs, grid_operator=GRID_OPERATOR, supplier=GRID_SUPPLIER
+    )
     for account, delta in settlement.deltas_micro.items():
-        if account != GRID_OPERATOR:
-            acc.market_bill_micro[acc.index_of[account]] -= delta
+        row = acc.index_of.get(account)
+        if row is not None:
+            acc.market_bill_micro[row] -= delta
+    residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
     acc.buy_orders_wh += int(book.energy_wh[is_buy].sum())
     series.supplier_import_wh[step] = int(residual_wh[is_buy].sum())
     series.supplier_export_wh[step] = int(residual_wh[~is_buy].sum())
@@ -403,21 +404,18 @@ def _learn(
     both sides quoted but nothing cleared, buyers raise towards the import tariff and sellers
     lower towards feed-in (Cliff's rule for an unaccepted shout).
     """
-    if scenario.strategy != "zip" or not len(book):
+    if scenario.strategy != "zip" or not len(book) or acc.zip_traders is None:
         return
     stalled = price is None and 0 < book.n_buys < len(book)
-    for household, side in zip(book.ids.tolist(), book.side.tolist(), strict=True):
-        trader = acc.zip_traders[household]
-        if side == BUY:
-            target = band.import_price_micro_per_kwh if stalled else _plus_fee(price, scenario)
-            acc.zip_traders[household] = trader.observe(Side.BUY, target, band)
-        else:
-            target = band.feed_in_price_micro_per_kwh if stalled else price
-            acc.zip_traders[household] = trader.observe(Side.SELL, target, band)
-
-
-def _plus_fee(price: int | None, scenario: Scenario) -> int | None:
-    return None if price is None else price + scenario.grid_fee_micro_per_kwh
+    is_buy = book.side == BUY
+    if stalled:
+        buy_target, sell_target = band.import_price_micro_per_kwh, band.feed_in_price_micro_per_kwh
+    elif price is not None:
+        buy_target, sell_target = price + scenario.grid_fee_micro_per_kwh, price
+    else:
+        return  # no price and not stalled: nobody learns anything
+    target = np.where(is_buy, buy_target, sell_target).astype(np.int64)
+    acc.zip_traders = acc.zip_traders.observe(book.ids, is_buy, target, band)
 
 
 def _run_interval(
@@ -428,13 +426,13 @@ def _run_interval(
     rng: np.random.Generator,
     acc: _Accounts,
     series: IntervalSeries,
-) -> tuple[ClearingResult, IntervalSettlement]:
-    book = _book(scenario, physics.net_wh[:, step], band, rng, acc)
+) -> tuple[ClearingResult, list[SettledTrade], DeliverySettlement]:
+    book = _book(_quotes(scenario, physics.net_wh[:, step], band, rng, acc))
     slot_p_mw = physics.slot_p_mw[:, step]
     curtailed = np.zeros(len(book), dtype=np.int64)
     unconstrained = flow_at(physics.unconstrained, step)
     if physics.sensitivities is not None and len(book):
-        buses = [physics.community.households[i].bus for i in book.ids.tolist()]
+        buses = physics.homes.bus[book.ids]
         confirmed = clear_and_confirm(
             physics.grid,
             physics.sensitivities,
@@ -459,22 +457,22 @@ def _run_interval(
     _record_flow(series, step, flow)
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
-    names = [h.name for h in physics.community.households]
-    settlement = _settle(scenario, names, result, curtailed, acc, series, step)
+    trades = _trades(physics.homes.names, result)
+    settlement = _settle(
+        scenario, physics.homes.names, result, trades, curtailed, acc, series, step
+    )
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
         series.clearing_price_micro_per_kwh[step] = (
             price
             if price is not None
-            else settlement.paid_to_sellers_micro * 1000 / result.cleared_energy_wh
+            else sum(t.amount_micro for t in trades) * 1000 / result.cleared_energy_wh
         )
     series.local_traded_wh[step] = result.cleared_energy_wh
-    series.demand_wh[step] = int(physics.load_wh[:, step].sum())
-    series.pv_generated_wh[step] = int(physics.pv_wh[:, step].sum())
     series.curtailed_wh[step] = int(curtailed.sum())
     series.trades[step] = len(result.trades)
     _learn(scenario, book, price, band, acc)
-    return result, settlement
+    return result, trades, settlement
 
 
 def baseline_bills_micro(net_wh: Int64Array, scenario: Scenario) -> Int64Array:
@@ -518,10 +516,13 @@ def run_scenario(
         index_of={name: i for i, name in enumerate(names)},
     )
     series = IntervalSeries.empty(n_steps)
+    series.demand_wh[:] = physics.load_wh.sum(axis=0)
+    series.pv_generated_wh[:] = physics.pv_wh.sum(axis=0)
     for step in range(n_steps):
-        cleared, settlement = _run_interval(scenario, physics, step, band, rng, acc, series)
-        if recorder is not None:
-            acc.gas_used += recorder.record(step, cleared, settlement, names)
+        cleared, trades, _ = _run_interval(scenario, physics, step, band, rng, acc, series)
+        if recorder is not None:  # the chain settles the local trades (netted)
+            netted = net_interval(trades, GRID_OPERATOR)
+            acc.gas_used += recorder.record(step, cleared, netted, names)
         if progress is not None:
             progress(step + 1, n_steps)
     result = _finish(scenario, physics, acc, series, time.perf_counter() - began, prepared_s)

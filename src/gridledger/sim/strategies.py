@@ -9,6 +9,10 @@ position means the household needs energy and buys; a negative one means surplus
   (Gode & Sunder's ZI-C traders, budget-constrained by the band).
 * :class:`ZipTrader` is zero-intelligence-plus (Cliff 1997): a profit margin adapted towards
   the last clearing price with a Widrow-Hoff rule and momentum.
+
+The community simulation quotes every household at once: :func:`truthful_quotes`,
+:func:`zero_intelligence_quotes` and :class:`ZipTraders` are the same rules over arrays (one
+row per household), with the same results as the one-household forms.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gridledger.config import Settings
 from gridledger.errors import ValidationError
@@ -153,3 +158,112 @@ class ZipTrader:
         new_price = band.clamp(round(current + change))
         margin = 1.0 - new_price / limit if side is Side.BUY else new_price / limit - 1.0
         return dataclasses.replace(self, margin=max(0.0, margin), last_change_micro_per_kwh=change)
+
+
+# -- the same strategies over arrays: one row per household ------------------------------------
+BoolArray = npt.NDArray[np.bool_]
+Int64Array = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Quotes:
+    """Order intents of one interval: ``rows`` are households (ascending), ``is_buy`` per row."""
+
+    rows: Int64Array
+    is_buy: BoolArray
+    energy_wh: Int64Array
+    price_micro_per_kwh: Int64Array
+
+
+def _clamp(prices: npt.ArrayLike, band: TariffBand) -> Int64Array:
+    low, high = band.feed_in_price_micro_per_kwh, band.import_price_micro_per_kwh
+    clamped: Int64Array = np.clip(np.asarray(prices), low, high).astype(np.int64)
+    return clamped
+
+
+def _positions(net_wh: Int64Array) -> tuple[Int64Array, BoolArray, Int64Array]:
+    rows = np.flatnonzero(net_wh).astype(np.int64)
+    position = net_wh[rows]
+    return rows, position > 0, np.abs(position).astype(np.int64)
+
+
+def truthful_quotes(net_wh: Int64Array, band: TariffBand) -> Quotes:
+    """:func:`truthful` for every household at once."""
+    rows, is_buy, energy = _positions(net_wh)
+    prices = np.where(is_buy, band.import_price_micro_per_kwh, band.feed_in_price_micro_per_kwh)
+    return Quotes(rows, is_buy, energy, prices.astype(np.int64))
+
+
+def zero_intelligence_quotes(
+    net_wh: Int64Array, band: TariffBand, rng: np.random.Generator
+) -> Quotes:
+    """:func:`zero_intelligence` for every household at once (the same draws, in row order)."""
+    rows, is_buy, energy = _positions(net_wh)
+    low, high = band.feed_in_price_micro_per_kwh, band.import_price_micro_per_kwh
+    prices = rng.integers(low, high + 1, size=rows.size).astype(np.int64)
+    return Quotes(rows, is_buy, energy, prices)
+
+
+@dataclass(frozen=True, eq=False)
+class ZipTraders:
+    """One :class:`ZipTrader` per household as arrays (the same arithmetic, element by element).
+
+    Every trader starts from :class:`ZipTrader`'s defaults and shares its learning rate and
+    momentum; ``margin`` and ``last_change_micro_per_kwh`` are per household.
+    """
+
+    margin: FloatArray
+    last_change_micro_per_kwh: FloatArray
+    learning_rate: float = ZipTrader.learning_rate
+    momentum: float = ZipTrader.momentum
+
+    @classmethod
+    def start(cls, n_households: int, template: ZipTrader = ZipTrader()) -> ZipTraders:
+        return cls(
+            np.full(n_households, template.margin),
+            np.full(n_households, template.last_change_micro_per_kwh),
+            template.learning_rate,
+            template.momentum,
+        )
+
+    def prices(self, rows: Int64Array, is_buy: BoolArray, band: TariffBand) -> Int64Array:
+        margin = self.margin[rows]
+        raw = np.where(
+            is_buy,
+            band.import_price_micro_per_kwh * (1.0 - margin),
+            band.feed_in_price_micro_per_kwh * (1.0 + margin),
+        )
+        return _clamp(np.rint(raw), band)  # rint rounds half to even, like round()
+
+    def quotes(self, net_wh: Int64Array, band: TariffBand) -> Quotes:
+        rows, is_buy, energy = _positions(net_wh)
+        return Quotes(rows, is_buy, energy, self.prices(rows, is_buy, band))
+
+    def observe(
+        self,
+        rows: Int64Array,
+        is_buy: BoolArray,
+        target_micro_per_kwh: Int64Array,
+        band: TariffBand,
+    ) -> ZipTraders:
+        """:meth:`ZipTrader.observe` for ``rows``, each towards its own target price."""
+        if not rows.size:
+            return self
+        current = self.prices(rows, is_buy, band)
+        target = _clamp(target_micro_per_kwh, band)
+        change = self.momentum * self.last_change_micro_per_kwh[rows] + (
+            1.0 - self.momentum
+        ) * self.learning_rate * (target - current)
+        limit = np.where(
+            is_buy, band.import_price_micro_per_kwh, band.feed_in_price_micro_per_kwh
+        ).astype(np.float64)
+        new_price = _clamp(np.rint(current + change), band)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = new_price / limit
+        margin = np.maximum(0.0, np.where(is_buy, 1.0 - ratio, ratio - 1.0))
+        margins = self.margin.copy()
+        margins[rows] = np.where(limit == 0, self.margin[rows], margin)
+        changes = self.last_change_micro_per_kwh.copy()
+        changes[rows] = change
+        return dataclasses.replace(self, margin=margins, last_change_micro_per_kwh=changes)
