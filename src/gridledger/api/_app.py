@@ -121,8 +121,11 @@ def create_app(state: NodeState) -> FastAPI:
     add_event_stream(app, ctx)
     add_verifier_routes(app, ctx)
     from gridledger.api._routes_dashboard import dashboard_router
+    from gridledger.api._routes_ops import install_request_ids, ops_router
 
     app.include_router(dashboard_router(ctx))
+    app.include_router(ops_router(ctx))
+    install_request_ids(app)
     return app
 
 

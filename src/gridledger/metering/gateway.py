@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from gridledger import telemetry
 from gridledger.eip712 import Domain
 from gridledger.errors import ReadingRejected
 from gridledger.metering.reading import SignedReading
@@ -76,10 +77,12 @@ class Gateway:
             outcomes.append(None)
             verified.append(signed)
         stored = iter(self.store.insert_readings(verified, received_at_s=now_s))
-        return [
+        answered = [
             out if out is not None else _from_store(signed, next(stored))
             for out, signed in zip(outcomes, batch, strict=True)
         ]
+        telemetry.count_readings(answered)
+        return answered
 
 
 def _rejected(signed: SignedReading, code: str, reason: str) -> Outcome:
@@ -131,5 +134,6 @@ def ingest_json(gateway: Gateway, payload: Any) -> list[dict[str, Any]]:
                     str(exc),
                 )
             )
+    telemetry.count_readings(p for p in parsed if isinstance(p, Outcome))
     stored = iter(gateway.ingest([p for p in parsed if isinstance(p, SignedReading)]))
     return [(p if isinstance(p, Outcome) else next(stored)).to_json() for p in parsed]

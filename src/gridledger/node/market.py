@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gridledger import telemetry
 from gridledger.config import Settings
 from gridledger.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
 from gridledger.ledger import Ledger, Role
@@ -160,11 +161,13 @@ class LiveMarket:
             signature = "0x" + signed.signature.hex()
             for row in self.store.orders_in_interval(signed.order.interval_start_s):
                 if _fields(row) == {**_fields(order_row(signed)), "id": row.id}:
+                    telemetry.ORDERS.labels("duplicate").inc()
                     return OrderReceipt(row, duplicate=True)
             with self.chain_lock:
                 self.operator.accept_orders([signed], open_s)
             stored = self._stored_order(open_s, signature)
         self.hub.publish("orders", {"interval_start_s": open_s, "count": 1})
+        telemetry.ORDERS.labels("accepted").inc()
         return OrderReceipt(stored, duplicate=False)
 
     def _stored_order(self, start_s: int, signature: str) -> OrderRow:
@@ -185,6 +188,7 @@ class LiveMarket:
             if not self.meta.cancel(order_id, caller, open_s):
                 raise ConflictError(f"order {order_id} is already cancelled")
         self.hub.publish("orders", {"interval_start_s": open_s, "cancelled": order_id})
+        telemetry.ORDERS.labels("cancelled").inc()
         return row
 
     def orders_of(self, start_s: int, participant: str | None) -> list[dict[str, Any]]:

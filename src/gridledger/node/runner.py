@@ -38,6 +38,10 @@ SUPPLIER_DEPOSIT_MICRO = 1_000_000_000_000  # the supplier's escrow pays feed-in
 
 
 def _operator_key(settings: Settings) -> bytes | None:
+    if settings.operator_keystore:
+        from gridledger.keys import load_key
+
+        return load_key(settings.operator_keystore, settings.operator_passphrase_file or None)
     try:
         key = bytes.fromhex(settings.operator_key.removeprefix("0x"))
     except ValueError:

@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
+from gridledger import telemetry
 from gridledger.errors import ConflictError, GridledgerError, NotFoundError
 from gridledger.ledger import TxResult, pack_entries
 from gridledger.market import ClearingResult, TradeLine, orders_root, result_lines, result_root
@@ -51,7 +52,8 @@ class Scheduler:
         m = self.market
         done = 0
         while m.next_gate_s <= m.clock.now() and not self._stop.is_set():
-            self.close_gate(m.next_gate_s)
+            with telemetry.stage("clear", m.next_gate_s):
+                self.close_gate(m.next_gate_s)
             done += 1
         grace_s = m.length_s + m.settings.settle_grace_s
         while (
@@ -59,7 +61,8 @@ class Scheduler:
             and m.next_settle_s + grace_s <= m.clock.now()
             and not self._stop.is_set()
         ):
-            self.settle(m.next_settle_s)
+            with telemetry.stage("settle", m.next_settle_s):
+                self.settle(m.next_settle_s)
             done += 1
         return done
 
@@ -201,6 +204,7 @@ class Scheduler:
             except GridledgerError as exc:
                 self.last_error = str(exc)
                 log.error("market step failed, retrying: %s", exc)
+                telemetry.count_step_error(exc)
                 self._stop.wait(RETRY_AFTER_ERROR_S)
                 continue
             wall = self.market.clock.wall_s()
