@@ -105,7 +105,7 @@ def test_statement_of_an_embedded_chain_run_says_what_to_do(tmp_path: Path) -> N
 def test_meter_import_reads_real_green_button_files(greenbutton_dir: Path, name: str) -> None:
     done = run("meter", "import", str(greenbutton_dir / name))
     assert done.returncode == 0, done.stderr
-    assert "intervals from" in done.stdout
+    assert "intervals of 15 min from" in done.stdout and "gaps: 0" in done.stdout
 
 
 def test_sim_runs_a_scenario_on_the_embedded_chain(tmp_path: Path) -> None:

@@ -251,24 +251,33 @@ def meter_import(
     file: Path = typer.Argument(..., help="A Green Button (NAESB ESPI Atom XML) file."),
     meter: str = typer.Option("0x" + "00" * 20, help="Meter address the readings belong to."),
     out_path: Path | None = typer.Option(None, "--out", help="Write the readings as JSON here."),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Leave out readings of zero or negative duration, or overlapping the one before "
+        "(they are reported), instead of refusing the file.",
+    ),
 ) -> None:
-    """Read Green Button interval data as gridledger readings (unsigned) and summarise it."""
+    """Read Green Button interval data as gridledger readings (unsigned) and summarise it.
+
+    Readings are put on one regular grid (the file's most common duration); longer ones, such
+    as a utility's daylight-saving 2-hour reading, are split in proportion to time and reported.
+    """
     import dataclasses
 
-    from gridledger.iotools.greenbutton import read_greenbutton, to_readings
+    from gridledger.iotools.greenbutton import import_greenbutton, to_readings
     from gridledger.preflight import check_address, check_output_file
 
     with friendly_errors():
         meter = check_address(meter, "--meter")
         if out_path is not None:
             check_output_file(out_path)
-        readings = to_readings(read_greenbutton(file), meter)
-    imported = sum(r.imported_wh for r in readings)
-    exported = sum(r.exported_wh for r in readings)
-    out.print(
-        f"{len(readings):,} intervals from {file.name}: {imported / 1000:,.1f} kWh imported, "
-        f"{exported / 1000:,.1f} kWh exported"
-    )
+        timezone = load_settings().timezone
+        intervals, summary = import_greenbutton(file, skip_invalid=skip_invalid)
+        readings = to_readings(intervals, meter)
+    out.print(f"{file.name}:", highlight=False)
+    for line in summary.lines(timezone):
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
     if out_path is not None:
         with friendly_errors():
             emit_json([dataclasses.asdict(r) for r in readings], out_path)
@@ -477,10 +486,11 @@ def statement(
         built = build_statement(
             store, participant, from_s, to_s, settings.claim_period_intervals
         )
+        log_operator_read(store, participant, "statement")
         if as_json:
             emit_json(statement_json(built))
         else:
-            out.print(statement_table(built))
+            out.print(statement_table(built, settings.currency, settings.timezone))
         if not verify:
             return
         chain, deployment = load_deployment(store)
@@ -503,32 +513,32 @@ def statement(
     )
 
 
-def statement_table(built: Any) -> Table:
+def statement_table(built: Any, currency: str = "EUR", timezone: str = "Europe/Berlin") -> Table:
+    from gridledger.web.units import energy_text, local_time_text, net_text, price_text
+
     table = Table(
-        "interval (UTC)",
+        "interval start",
         "kind",
-        "energy Wh",
-        "price µ/kWh",
-        "amount µ",
+        "energy",
+        "price",
+        "money",
         "counterparty",
         title=f"statement of {built.participant}",
     )
-    import datetime as dt
-
     for interval in built.intervals:
-        when = dt.datetime.fromtimestamp(interval.interval_start_s, dt.UTC).strftime(
-            "%Y-%m-%d %H:%M"
-        )
+        when = local_time_text(interval.interval_start_s, timezone)
         for line in interval.lines:
             table.add_row(
                 when,
                 line.kind,
-                f"{line.energy_wh:,}",
-                f"{line.price_micro_per_kwh:,}",
-                f"{line.amount_micro:,}",
+                energy_text(line.energy_wh),
+                price_text(line.price_micro_per_kwh, currency),
+                net_text(line.amount_micro, currency),
                 line.counterparty[:10] + "…",
             )
-    table.caption = f"total {built.total_micro:,} micro-units over {len(built.intervals)} intervals"
+    table.caption = (
+        f"in total {net_text(built.total_micro, currency)} over {len(built.intervals)} intervals"
+    )
     return table
 
 
@@ -556,6 +566,51 @@ def statement_json(built: Any) -> dict[str, Any]:
             for i in built.intervals
         ],
     }
+
+
+# -- privacy --------------------------------------------------------------------------------
+def log_operator_read(store: Any, subject: str, what: str) -> None:
+    """The operator's own reads at the command line go to the access log too."""
+    import getpass
+
+    from gridledger.privacy.access_log import record_access
+
+    reader = f"cli:{getpass.getuser()}"[:64]
+    record_access(store, reader=reader, reader_role="operator", subject=subject, what=what)
+
+
+@app.command("access-log")
+def access_log_command(
+    participant: str = typer.Option(..., help="Whose data: the participant's address."),
+    verify: bool = typer.Option(False, "--verify", help="Check each day's entries on-chain."),
+    commit: bool = typer.Option(False, "--commit", help="Operator: commit finished days."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the log as JSON."),
+) -> None:
+    """Who read a participant's data, when and under which consent; --verify checks the list
+    against the daily roots on-chain."""
+    from gridledger.privacy import commands
+    from gridledger.store import Store
+
+    with friendly_errors():
+        store = Store.open(load_settings({"db_url": db}).db_url)
+        if commit:
+            out.print(commands.commit_access_log(store))
+        report = commands.access_log_report(store, participant, verify)
+        if as_json:
+            emit_json(commands.report_json(report))
+        else:
+            for row in commands.report_json(report)["committed"]:
+                out.print(
+                    f"{row['at']}  {row['reader']} ({row['reader_role']}) read "
+                    f"{row['what']}, consent {row['consent_id'] or '-'}"
+                )
+            pending = len(report.uncommitted)
+            out.print(f"{len(report.entries)} committed entries, {pending} from today")
+        if report.problems:
+            fail("; ".join(report.problems))
+        if verify:
+            out.print("verified: every committed entry proves into its day's on-chain root")
 
 
 # -- the node -------------------------------------------------------------------------------

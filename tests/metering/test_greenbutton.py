@@ -11,6 +11,7 @@ from gridledger.errors import DataSourceError
 from gridledger.iotools.greenbutton import (
     IntervalEnergy,
     from_readings,
+    import_greenbutton,
     read_greenbutton,
     to_readings,
     write_greenbutton,
@@ -18,15 +19,12 @@ from gridledger.iotools.greenbutton import (
 
 FILES = {  # name: (durations seen {s: count}, first start, first Wh, total Wh)
     "15minLP_15Days.xml": ({900: 1340}, 1330578000, 324, 1_397_734),
-    # The utility's DST days, kept as published: one 2-hour and one 0-second interval.
-    "Coastal_Single_Family_Jan_1_2011_to_Jan_1_2012.xml": (
-        {3600: 8758, 7200: 1, 0: 1},
-        1293868800,
-        703,
-        6_562_977,
-    ),
     "test_usage_data_01.xml": ({900: 96}, 1330578000, 282, 93_846),
 }
+# The utility's daylight-saving days, as published: a 2-hour reading in March, a 0-second
+# reading of 462 Wh in November, and one reading that starts on the hour before it ends.
+COASTAL = "Coastal_Single_Family_Jan_1_2011_to_Jan_1_2012.xml"
+COASTAL_WH = 6_562_977
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -38,11 +36,83 @@ def test_real_files_parse(greenbutton_dir: Path, name: str) -> None:
     assert sum(i.energy_wh for i in intervals) == total_wh
     assert {i.flow for i in intervals} == {"import"}
     assert all(isinstance(i.energy_wh, int) and i.energy_wh >= 0 for i in intervals)
+    regular, summary = import_greenbutton(greenbutton_dir / name)
+    assert regular == intervals  # already regular: nothing resampled, nothing skipped
+    assert (summary.resolution_s, summary.gaps, summary.resampled, summary.skipped) == (
+        900,
+        (),
+        (),
+        (),
+    )
+    assert summary.end_s == intervals[-1].start_s + 900 and summary.imported_wh == total_wh
 
 
-@pytest.mark.parametrize("name", sorted(FILES))
+def test_a_zero_duration_is_refused_with_its_entry_named(greenbutton_dir: Path) -> None:
+    for read in (read_greenbutton, import_greenbutton):
+        with pytest.raises(DataSourceError) as caught:
+            read(greenbutton_dir / COASTAL)
+        message = str(caught.value)
+        assert "IntervalReading 123 of entry 'RetailCustomer/9b6c7063/UsagePoint/01/" in message
+        assert "2011-11-06 09:00 UTC: duration 0 s is not positive" in message
+        assert "--skip-invalid" in message
+
+
+def test_daylight_saving_days_are_resampled_and_reported(greenbutton_dir: Path) -> None:
+    intervals, summary = import_greenbutton(greenbutton_dir / COASTAL, skip_invalid=True)
+    assert {i.duration_s for i in intervals} == {3600}
+    assert summary.resolution_s == 3600 and summary.readings == 8760
+    # the 2-hour reading of 461 Wh at 09:00 UTC became two hours, its Wh kept exactly
+    march = {i.start_s: i.energy_wh for i in intervals if 1300003200 <= i.start_s <= 1300014000}
+    assert march == {1300003200: 500, 1300006800: 230, 1300010400: 231, 1300014000: 455}
+    assert len(summary.resampled) == 1 and "starting 2011-03-13 09:00 UTC" in summary.resampled[0]
+    assert len(summary.skipped) == 2 and summary.skipped_wh == 462 + 721
+    assert summary.imported_wh + summary.skipped_wh == COASTAL_WH  # nothing silently lost
+    assert summary.gaps == ((1320598800, 1320602400),)  # the hour the published clock skipped
+    assert (summary.start_s, summary.end_s) == (1293868800, 1293868800 + 365 * 86400)
+    text = "\n".join(summary.lines("America/Los_Angeles"))
+    assert "8,759 intervals of 1 h from 8,760 readings, 2011-01-01 00:00 PST" in text
+    assert "energy in Wh (uom 72)" in text and "gaps: 1 (1 h in total" in text
+    assert "resampled to 1 h: 1 reading" in text and "skipped: 2 reading" in text
+
+
+@pytest.mark.parametrize("duration_s", [0, -900])
+def test_non_positive_durations_are_refused(duration_s: int) -> None:
+    xml = write_greenbutton([IntervalEnergy(0, 900, 5), IntervalEnergy(900, duration_s, 462)])
+    with pytest.raises(DataSourceError, match=rf"IntervalReading 2 of entry .*{duration_s} s"):
+        import_greenbutton(xml)
+
+
+def test_misaligned_and_long_readings_are_split_in_proportion_to_time() -> None:
+    xml = write_greenbutton(
+        [
+            IntervalEnergy(0, 900, 100),
+            IntervalEnergy(900, 900, 100),
+            IntervalEnergy(2250, 1350, 301),  # starts mid-slot, ends on a slot
+            IntervalEnergy(5400, 900, 7),  # after a 30-minute gap
+        ]
+    )
+    intervals, summary = import_greenbutton(xml)
+    assert [(i.start_s, i.energy_wh) for i in intervals] == [
+        (0, 100),
+        (900, 100),
+        (1800, 100),
+        (2700, 201),
+        (5400, 7),
+    ]
+    assert summary.gaps == ((3600, 5400),) and len(summary.resampled) == 1
+
+
+def test_overlapping_readings_are_refused_unless_skipped() -> None:
+    xml = write_greenbutton([IntervalEnergy(0, 900, 5), IntervalEnergy(450, 900, 6)])
+    with pytest.raises(DataSourceError, match="overlaps IntervalReading 1"):
+        import_greenbutton(xml)
+    intervals, summary = import_greenbutton(xml, skip_invalid=True)
+    assert intervals == [IntervalEnergy(0, 900, 5)] and summary.skipped_wh == 6
+
+
+@pytest.mark.parametrize("name", [*sorted(FILES), COASTAL])
 def test_export_then_import_gives_the_same_readings(greenbutton_dir: Path, name: str) -> None:
-    original = read_greenbutton(greenbutton_dir / name)
+    original, _ = import_greenbutton(greenbutton_dir / name, skip_invalid=True)
     written = write_greenbutton(original)
     assert b"<espi:IntervalBlock" in written  # the prefixed style, read by the same parser
     assert read_greenbutton(written) == original

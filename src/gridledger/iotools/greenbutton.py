@@ -5,11 +5,20 @@ the ``espi:``-prefixed style; ElementTree resolves both to the same qualified na
 scaled by the ReadingType's ``powerOfTenMultiplier`` into integer Wh (uom 72). ``flowDirection``
 1 is energy delivered to the customer (import), 19 energy received from them (export).
 The writer emits the prefixed style, one MeterReading + ReadingType per flow direction.
+
+:func:`read_greenbutton` returns the readings as published and refuses a reading whose duration
+is not positive (the error names its entry). :func:`import_greenbutton` is what a user imports:
+the readings on one regular grid (the file's most common duration), longer or misaligned ones
+(a utility's 2-hour daylight-saving reading) split in proportion to time with exact integer
+sums, and a :class:`GreenButtonSummary` that states the resolution, period, gaps and units.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,19 +44,186 @@ class IntervalEnergy:
     flow: Flow = "import"
 
 
+@dataclass(frozen=True, slots=True)
+class _Located:
+    item: IntervalEnergy
+    where: str  # names the reading in the file, for errors and the summary
+
+
 def read_greenbutton(source: str | Path | bytes) -> list[IntervalEnergy]:
-    """All interval readings of a Green Button file, sorted by (flow, start)."""
+    """All interval readings of a Green Button file as published, sorted by (flow, start)."""
+    located = _read_located(source)
+    bad = [r for r in located if r.item.duration_s <= 0]
+    if bad:
+        raise _not_positive(bad)
+    return [r.item for r in located]
+
+
+def _read_located(source: str | Path | bytes) -> list[_Located]:
     root = _parse(source)
     types = _reading_types(root)
     block_type = _block_reading_types(root, types)
-    out: list[IntervalEnergy] = []
+    out: list[_Located] = []
     for entry in root.iter(f"{{{ATOM}}}entry"):
+        name = (_links(entry, "self") or [entry.findtext(f"{{{ATOM}}}title") or "?"])[0]
         for block in entry.iter(f"{{{ESPI}}}IntervalBlock"):
             multiplier, flow = block_type(entry)
-            out.extend(_block_readings(block, multiplier, flow))
+            out.extend(
+                _Located(item, f"IntervalReading {n} of entry {name!r}")
+                for n, item in enumerate(_block_readings(block, multiplier, flow), start=1)
+            )
     if not out:
         raise DataSourceError("Green Button file has no IntervalReading elements")
-    return sorted(out, key=lambda r: (r.flow, r.start_s))
+    return sorted(out, key=lambda r: (r.item.flow, r.item.start_s))
+
+
+def _not_positive(bad: Sequence[_Located]) -> DataSourceError:
+    first = bad[0]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return DataSourceError(
+        f"{first.where}, starting {_utc(first.item.start_s)}: duration "
+        f"{first.item.duration_s} s is not positive{more}; fix the file, or import with "
+        "--skip-invalid to leave such readings out (they are reported)"
+    )
+
+
+def _utc(unix_s: int) -> str:
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class GreenButtonSummary:
+    """What an import found: resolution, period, gaps and units (energy in Wh, uom 72)."""
+
+    readings: int  # as published, skipped ones included
+    intervals: int  # on the regular grid, per flow
+    resolution_s: int
+    start_s: int
+    end_s: int  # end of the last interval
+    gaps: tuple[tuple[int, int], ...]  # (start_s, end_s) with no reading of any flow
+    resampled: tuple[str, ...]  # readings split onto the grid (longer or misaligned)
+    skipped: tuple[str, ...]  # readings left out (duration not positive, or overlapping)
+    skipped_wh: int
+    imported_wh: int
+    exported_wh: int
+    unit: str = "Wh"
+
+    def lines(self, timezone: str = "UTC") -> list[str]:
+        """The summary in words, clock times in ``timezone``."""
+        from gridledger.web.units import energy_text, local_time_text
+
+        def span(start_s: int, end_s: int) -> str:
+            return f"{local_time_text(start_s, timezone)} to {local_time_text(end_s, timezone)}"
+
+        gap_s = sum(end - start for start, end in self.gaps)
+        out = [
+            f"{self.intervals:,} intervals of {_duration(self.resolution_s)} from "
+            f"{self.readings:,} readings, {span(self.start_s, self.end_s)}",
+            f"energy in {self.unit} (uom {UOM_WH}): {energy_text(self.imported_wh)} imported, "
+            f"{energy_text(self.exported_wh)} exported",
+            f"gaps: {len(self.gaps)}"
+            + (f" ({_duration(gap_s)} in total, first {span(*self.gaps[0])})" if self.gaps else ""),
+        ]
+        if self.resampled:
+            out.append(
+                f"resampled to {_duration(self.resolution_s)}: {len(self.resampled)} reading(s) "
+                f"of another length or start, first {self.resampled[0]}"
+            )
+        if self.skipped:
+            out.append(
+                f"skipped: {len(self.skipped)} reading(s) without a positive duration or "
+                "overlapping the one before "
+                f"({energy_text(self.skipped_wh)}), first {self.skipped[0]}"
+            )
+        return out
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def import_greenbutton(
+    source: str | Path | bytes, *, skip_invalid: bool = False
+) -> tuple[list[IntervalEnergy], GreenButtonSummary]:
+    """The readings on one regular grid (sorted by flow, start) and what the import found.
+
+    The grid's step is the most common duration; its slots start at the first reading. A reading
+    that is longer than a slot or does not start on one is split over the slots it covers in
+    proportion to time (integer Wh, the parts sum to the reading). Overlapping readings are an
+    error. ``skip_invalid`` leaves out readings with a duration <= 0, and a reading that overlaps
+    the one before it, instead of refusing them; the summary lists them.
+    """
+    located = _read_located(source)
+    bad = [r for r in located if r.item.duration_s <= 0]
+    if bad and not skip_invalid:
+        raise _not_positive(bad)
+    kept = [r for r in located if r.item.duration_s > 0]
+    if not kept:
+        raise DataSourceError("Green Button file has no reading with a positive duration")
+    durations = Counter(r.item.duration_s for r in kept)
+    resolution_s = max(durations, key=lambda d: (durations[d], -d))
+    origin_s = min(r.item.start_s for r in kept)
+    slots: dict[tuple[Flow, int], int] = {}
+    resampled: list[str] = []
+    previous: dict[Flow, _Located] = {}
+    for located_item in kept:
+        item = located_item.item
+        before = previous.get(item.flow)
+        if before is not None and item.start_s < before.item.start_s + before.item.duration_s:
+            if not skip_invalid:
+                raise DataSourceError(
+                    f"{located_item.where}, starting {_utc(item.start_s)}: overlaps "
+                    f"{before.where}; fix the file, or import with --skip-invalid to leave "
+                    "the later one out (it is reported)"
+                )
+            bad.append(located_item)
+            continue
+        previous[item.flow] = located_item
+        parts = _split(item, origin_s, resolution_s)
+        if len(parts) > 1 or (item.start_s - origin_s) % resolution_s:
+            resampled.append(f"{located_item.where}, starting {_utc(item.start_s)}")
+        for slot, energy_wh in parts:
+            slots[item.flow, slot] = slots.get((item.flow, slot), 0) + energy_wh
+    intervals = [
+        IntervalEnergy(origin_s + slot * resolution_s, resolution_s, energy_wh, flow)
+        for (flow, slot), energy_wh in sorted(slots.items())
+    ]
+    covered = sorted({slot for _, slot in slots})
+    gaps = tuple(
+        (origin_s + (a + 1) * resolution_s, origin_s + b * resolution_s)
+        for a, b in itertools.pairwise(covered)
+        if b > a + 1
+    )
+    summary = GreenButtonSummary(
+        readings=len(located),
+        intervals=len(covered),
+        resolution_s=resolution_s,
+        start_s=origin_s,
+        end_s=origin_s + (covered[-1] + 1) * resolution_s,
+        gaps=gaps,
+        resampled=tuple(resampled),
+        skipped=tuple(f"{r.where}, starting {_utc(r.item.start_s)}" for r in bad),
+        skipped_wh=sum(r.item.energy_wh for r in bad),
+        imported_wh=sum(i.energy_wh for i in intervals if i.flow == "import"),
+        exported_wh=sum(i.energy_wh for i in intervals if i.flow == "export"),
+    )
+    return intervals, summary
+
+
+def _split(item: IntervalEnergy, origin_s: int, step_s: int) -> list[tuple[int, int]]:
+    """(slot, Wh) of the slots ``item`` covers; floors of the cumulative share, so sums agree."""
+    end_s = item.start_s + item.duration_s
+    first, last = (item.start_s - origin_s) // step_s, (end_s - 1 - origin_s) // step_s
+    parts, given, covered_s = [], 0, 0
+    for slot in range(first, last + 1):
+        slot_start = origin_s + slot * step_s
+        covered_s += min(end_s, slot_start + step_s) - max(item.start_s, slot_start)
+        share = item.energy_wh * covered_s // item.duration_s
+        parts.append((slot, share - given))
+        given = share
+    return parts
 
 
 def _parse(source: str | Path | bytes) -> ET.Element:
