@@ -27,6 +27,7 @@ from gridledger.metering import (
     signed_reading_to_json,
 )
 from gridledger.node.market import AUDITOR, GRID_OPERATOR, OPERATOR
+from gridledger.privacy.access_log import record_access
 from gridledger.privacy.keys import leaf_key_of
 from gridledger.store import StoredReading
 
@@ -120,7 +121,9 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
         elif principal.role in READERS_OF_ANY_STATEMENT:
             who = None
         start = live.open_interval_start_s() if interval_start_s is None else interval_start_s
-        return live.orders_of(start, who)
+        rows = live.orders_of(start, who)
+        _log(ctx, principal, {r["participant"] for r in rows}, "orders")
+        return rows
 
     @app.delete("/v1/orders/{order_id}", openapi_extra=OWN, tags=["orders"])
     def cancel_order(
@@ -161,6 +164,7 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
             meters = [meter]
         else:
             meters = [m.address for m in store.meters() if m.owner == principal.address]
+            _log(ctx, principal, {principal.address}, "readings")
         rows = [r for m in meters for r in store.readings_of_meter(m)]
         rows.sort(key=lambda r: (r.reading.interval_start_s, r.reading.meter), reverse=True)
         return [reading_json(r) for r in rows[:limit]]
@@ -209,6 +213,7 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
         rows = store.trades_in_interval(interval_start_s)
         if principal.role not in READERS_OF_ANY_STATEMENT:
             rows = [r for r in rows if principal.address in (r.buyer, r.seller)]
+        _log(ctx, principal, {a for r in rows for a in (r.buyer, r.seller)}, "trades")
         return [row_json(r) for r in rows]
 
     # -- accounts ----------------------------------------------------------------------------
@@ -222,6 +227,7 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
         require_own(principal, address, *READERS_OF_ANY_STATEMENT)
         live = ctx.live()
         store.participant(address)
+        _log(ctx, principal, {address}, "statement")
         trades = [row_json(t) for t in store.trades_of(address, limit)]
         settlements = [row_json(s) for s in store.settlements_of(address, limit)]
         meters = live.meters_of(address)
@@ -286,3 +292,16 @@ def _require_meter_reader(ctx: ApiContext, principal: Principal, meter: str) -> 
             raise NotFoundError(f"meter {meter} is not registered")
         raise NotFoundError(f"meter {meter} is not one of yours")
     require_own(principal, owners[meter].owner, *READERS_OF_ANY_METER)
+    _log(ctx, principal, {owners[meter].owner}, "readings")
+
+
+def _log(ctx: ApiContext, principal: Principal, subjects: set[str], what: str) -> None:
+    """Record the read in the access log (docs/privacy.md) before the data leaves the node."""
+    for subject in sorted(subjects):
+        record_access(
+            ctx.state.store,
+            reader=principal.address,
+            reader_role=principal.role,
+            subject=subject,
+            what=what,
+        )
