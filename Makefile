@@ -9,7 +9,7 @@ NODE_MODULES := contracts/node_modules
 FORGE := $(NODE_MODULES)/@foundry-rs/forge-linux-amd64/bin/forge
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest forge halmos contracts services bench clean test-slow
+.PHONY: demo test lint typecheck pytest forge halmos contracts services bench clean test-slow docs
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ pytest: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test: lint typecheck forge halmos pytest
+
+# The documentation site (mkdocs-material + mkdocstrings) into site/; tests/docs builds it --strict
+# in make test.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test-slow: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
