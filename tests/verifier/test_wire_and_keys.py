@@ -53,11 +53,12 @@ def test_hex_key_file(tmp_path: Path) -> None:
 def test_keystore_key_file(tmp_path: Path) -> None:
     path = tmp_path / "key.json"
     path.write_text(json.dumps(Account.encrypt(b"\x22" * 32, "pw", kdf="pbkdf2", iterations=2)))
-    assert load_key_file(path, "pw") == b"\x22" * 32
-    with pytest.raises(ConfigError, match="passphrase"):
-        load_key_file(path)
-    with pytest.raises(ConfigError, match="cannot decrypt"):
-        load_key_file(path, "wrong")
+    secret, wrong = tmp_path / "pass", tmp_path / "wrong"
+    secret.write_text("pw\n")
+    wrong.write_text("nope")
+    assert load_key_file(path, secret) == b"\x22" * 32
+    with pytest.raises(ConfigError, match="wrong passphrase"):
+        load_key_file(path, wrong)
 
 
 def test_bad_key_files_fail_by_name(tmp_path: Path) -> None:
