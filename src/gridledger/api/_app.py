@@ -92,6 +92,7 @@ def row_json(row: Any) -> dict[str, Any]:
 
 def create_app(state: NodeState) -> FastAPI:
     from gridledger.api._routes_auth import add_auth_routes
+    from gridledger.api._routes_consent import add_privacy_routes
     from gridledger.api._routes_live import add_live_routes
     from gridledger.api._sse import add_event_stream
     from gridledger.api._routes_verifier import add_verifier_routes
@@ -120,6 +121,7 @@ def create_app(state: NodeState) -> FastAPI:
     add_live_routes(app, ctx)
     add_event_stream(app, ctx)
     add_verifier_routes(app, ctx)
+    add_privacy_routes(app, ctx)
     from gridledger.api._routes_dashboard import dashboard_router
     from gridledger.api._routes_ops import install_request_ids, ops_router
 
