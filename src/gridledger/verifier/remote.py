@@ -20,12 +20,24 @@ from gridledger.verifier.attestation import IntervalAttestation, recover_attesta
 from gridledger.verifier.wire import attestation_from_json, attestation_to_json, hex0x, unhex
 
 _META_PREFIX = "verifier.attestation"
+VERIFIER_SET_KEY = "verifier.set"
 DEFAULT_TIMEOUT_S = 60.0
 _POLL_S = 0.1
 
 
 def _key(start_s: int, signer: str) -> str:
     return f"{_META_PREFIX}.{start_s}.{signer}"
+
+
+def remember_verifier_set(store: Store, addresses: Sequence[str]) -> None:
+    """Keep the Registry's verifier set in the store for the API: its routes must not wait
+    for the chain client, which the operator holds while it collects attestations."""
+    store.set_meta(VERIFIER_SET_KEY, json.dumps(list(addresses)))
+
+
+def known_verifier_set(store: Store) -> list[str]:
+    """The verifier set as last read from the Registry (empty before the first read)."""
+    return [str(a) for a in json.loads(store.meta(VERIFIER_SET_KEY) or "[]")]
 
 
 class AttestationBox:
