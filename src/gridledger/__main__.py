@@ -2,4 +2,5 @@
 
 from gridledger.cli import app
 
-app(prog_name="gridledger")
+if __name__ == "__main__":  # not when a worker process imports it as __mp_main__
+    app(prog_name="gridledger")

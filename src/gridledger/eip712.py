@@ -104,6 +104,18 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
 
 def recover_address(digest: bytes, signature: bytes) -> str:
     """Recover the checksummed signer address; rejects malformed and high-s signatures."""
+    return to_checksum_address(address_bytes(recover_public_key(digest, signature)))
+
+
+def address_bytes(public_key: bytes) -> bytes:
+    """The 20-byte address of a 64-byte uncompressed public key (x || y)."""
+    return keccak(public_key)[-20:]
+
+
+def recover_public_key(digest: bytes, signature: bytes) -> bytes:
+    """The signer's 64-byte public key (x || y); same checks as :func:`recover_address`.
+
+    Cheaper when the signer is known: compare keys, skip the address and its checksum."""
     if len(signature) != 65:
         raise ValidationError("signature", f"must be 65 bytes, got {len(signature)}")
     v = signature[64]
@@ -117,7 +129,7 @@ def recover_address(digest: bytes, signature: bytes) -> str:
         )
     except Exception as exc:  # coincurve raises a bare Exception on invalid points
         raise ValidationError("signature", f"cannot recover a public key: {exc}") from None
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+    return bytes(public.format(compressed=False)[1:])
 
 
 def address_of(private_key: bytes) -> str:

@@ -8,16 +8,23 @@ an acknowledgement never precedes durability.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from gridledger import telemetry
 from gridledger.eip712 import Domain
-from gridledger.errors import ReadingRejected
 from gridledger.metering.reading import SignedReading
-from gridledger.metering.verify import VerifyContext, verify_reading
+from gridledger.metering.verify import (
+    PARALLEL_MIN_BATCH,
+    VerifyContext,
+    verify_batch,
+    warm_worker,
+)
 
 if TYPE_CHECKING:
     from gridledger.store import InsertOutcome, Store
@@ -55,27 +62,67 @@ def wall_clock_s() -> int:
 
 
 class Gateway:
-    """Verifies and stores signed readings; ``clock`` returns the current Unix time in seconds."""
+    """Verifies and stores signed readings; ``clock`` returns the current Unix time in seconds.
 
-    def __init__(self, store: Store, domain: Domain, clock: Callable[[], int] = wall_clock_s):
+    ``workers`` processes verify the signatures of big batches (default: one per core; 1 keeps
+    everything in this process). The pool starts with the first big batch, or with
+    :meth:`start_workers`; :meth:`close` stops it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        domain: Domain,
+        clock: Callable[[], int] = wall_clock_s,
+        workers: int | None = None,
+    ):
         self.store = store
         self.domain = domain
         self.clock = clock
+        self.workers = max(1, os.cpu_count() or 1) if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._signers: dict[str, bytes] = {}  # meter -> public key proven by a signature
+
+    def start_workers(self) -> None:
+        """Start the verification processes now (else the first big batch waits for them)."""
+        if self._pool is None and self.workers > 1:
+            context = multiprocessing.get_context("forkserver")  # no fork of a threaded node
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            warm = [self._pool.submit(warm_worker, 0.2) for _ in range(self.workers)]
+            for future in warm:
+                future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def verify(self, batch: Sequence[SignedReading], now_s: int) -> list[Outcome | None]:
+        """Check every reading's structure, meter and signature (no store writes): None for a
+        reading that may be stored, else its rejection."""
+        context = VerifyContext(self.store.meters_by_address(s.reading.meter for s in batch), now_s)
+        if len(batch) >= PARALLEL_MIN_BATCH:
+            self.start_workers()
+        verdicts = verify_batch(
+            batch, self.domain, context, self._signers, self._pool, self.workers
+        )
+        return [
+            None
+            if verdict is None
+            else _rejected(signed, verdict[0], f"{verdict[1]}: {verdict[2]}")
+            for signed, verdict in zip(batch, verdicts, strict=True)
+        ]
 
     def ingest(self, batch: Sequence[SignedReading]) -> list[Outcome]:
         """Verify, dedupe and store ``batch`` in one transaction; one outcome per reading."""
         now_s = self.clock()
-        context = VerifyContext(self.store.meters_by_address(s.reading.meter for s in batch), now_s)
-        outcomes: list[Outcome | None] = []
-        verified: list[SignedReading] = []
-        for signed in batch:
-            try:
-                verify_reading(signed, self.domain, context)
-            except ReadingRejected as exc:
-                outcomes.append(_rejected(signed, exc.code, f"{exc.field}: {exc.reason}"))
-                continue
-            outcomes.append(None)
-            verified.append(signed)
+        return self.store_verified(batch, self.verify(batch, now_s), now_s)
+
+    def store_verified(
+        self, batch: Sequence[SignedReading], outcomes: Sequence[Outcome | None], now_s: int
+    ) -> list[Outcome]:
+        """Store the readings :meth:`verify` passed, in one transaction; acknowledge after it."""
+        verified = [s for s, out in zip(batch, outcomes, strict=True) if out is None]
         stored = iter(self.store.insert_readings(verified, received_at_s=now_s))
         answered = [
             out if out is not None else _from_store(signed, next(stored))

@@ -121,3 +121,24 @@ class StatementLineRow:
     amount_micro: int
     counterparty: str
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPlanRow:
+    """An interval's settlement as planned before it was sent (``body`` is JSON)."""
+
+    interval_start_s: int
+    root_seq: int | None  # the netting root it becomes; None on the direct batch path
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class NettingRootRow:
+    """A netting root the Market holds (``root`` 0x-hex; credits == debits)."""
+
+    root_seq: int
+    interval_start_s: int
+    root: str
+    credits_micro: int
+    account_count: int
+    settle_tx: str | None = None

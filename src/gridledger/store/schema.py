@@ -134,3 +134,46 @@ meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# -- settlement by netting root (Market.settleIntervalRoot and claims) -------------------------
+# The operator's plan of an interval's settlement, written before anything is sent on-chain, so
+# that a restart re-sends (or only records) exactly what was planned, never a recomputation.
+settlement_plans = sa.Table(
+    "settlement_plans",
+    metadata,
+    sa.Column("interval_start_s", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root_seq", sa.BigInteger, nullable=True),  # None: the direct batch
+    sa.Column("body", sa.Text, nullable=False),  # JSON: deltas, statement lines, unsettled
+)
+
+netting_roots = sa.Table(
+    "netting_roots",
+    metadata,
+    sa.Column("root_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("interval_start_s", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("root", HEX32, nullable=False),
+    sa.Column("credits_micro", sa.BigInteger, nullable=False),
+    sa.Column("account_count", sa.BigInteger, nullable=False),
+    sa.Column("settle_tx", HEX32, nullable=True),
+)
+
+# Cumulative root-path net of an account as of a root, one row per account whose net changed
+# in that root; an account's cumulative at root r is its row with the highest root_seq <= r.
+netting_positions = sa.Table(
+    "netting_positions",
+    metadata,
+    sa.Column("root_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("account", ADDRESS, primary_key=True),
+    sa.Column("cumulative_micro", sa.BigInteger, nullable=False),
+    sa.Index("ix_netting_positions_account", "account", "root_seq"),
+)
+
+# Claims the chain has applied (from its Claimed events): what each account's escrow holds of
+# its root-path net, so the spendable escrow is escrow + cumulative - applied.
+netting_claims = sa.Table(
+    "netting_claims",
+    metadata,
+    sa.Column("account", ADDRESS, primary_key=True),
+    sa.Column("applied_micro", sa.BigInteger, nullable=False),
+    sa.Column("claimed_root_seq", sa.BigInteger, nullable=False),
+)

@@ -26,8 +26,10 @@ from gridledger.store.rows import (
     InsertOutcome,
     IntervalRow,
     Meter,
+    NettingRootRow,
     OrderRow,
     Participant,
+    SettlementPlanRow,
     SettlementRow,
     StatementLineRow,
     StoredReading,
@@ -264,15 +266,8 @@ class Store:
     # -- intervals -------------------------------------------------------------------------
     def save_interval(self, row: IntervalRow) -> IntervalRow:
         """Insert or replace the interval's row (keyed by interval_start_s)."""
-        values = _as_dict(row)
-        insert = sqlite.insert(t.intervals) if self.is_sqlite else postgresql.insert(t.intervals)
-        changed = {k: v for k, v in values.items() if k != "interval_start_s"}
         with self._write() as conn:
-            conn.execute(
-                insert.values(values).on_conflict_do_update(
-                    index_elements=["interval_start_s"], set_=changed
-                )
-            )
+            self._upsert_interval(conn, row)
         return row
 
     def interval_status(self, interval_start_s: int) -> str | None:
@@ -412,6 +407,169 @@ class Store:
         )
         with self._read() as conn:
             return [SettlementRow(**row._mapping) for row in conn.execute(query)]
+
+    # -- settlement plans, netting roots and claims ----------------------------------------
+    def freeze_interval(self, row: IntervalRow, plan: SettlementPlanRow) -> SettlementPlanRow:
+        """Fix the interval's roots and settlement plan before anything goes on-chain.
+
+        One transaction: the row becomes ``committed`` (later readings are refused as late) and
+        the plan is written; a plan already there is kept and returned, so a restart re-sends
+        exactly what was planned, never a recomputation.
+        """
+        c = t.settlement_plans.c
+        with self._write() as conn:
+            found = conn.execute(
+                sa.select(t.settlement_plans).where(c.interval_start_s == row.interval_start_s)
+            ).first()
+            if found is not None:
+                return SettlementPlanRow(**found._mapping)
+            self._upsert_interval(conn, row)
+            conn.execute(sa.insert(t.settlement_plans).values(_as_dict(plan)))
+        return plan
+
+    def settlement_plan(self, interval_start_s: int) -> SettlementPlanRow | None:
+        c = t.settlement_plans.c
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.settlement_plans).where(c.interval_start_s == interval_start_s)
+            ).first()
+        return None if row is None else SettlementPlanRow(**row._mapping)
+
+    def record_settlement(
+        self,
+        row: IntervalRow,
+        deltas: Mapping[str, int],
+        lines: Sequence[StatementLineRow],
+        root: NettingRootRow | None = None,
+        positions: Mapping[str, int] | None = None,
+    ) -> None:
+        """Everything a settled interval leaves in the store, in one transaction, once.
+
+        ``root`` and ``positions`` (the new cumulative nets of the accounts it changed) are
+        the netting-root path's; the interval row is written with status ``settled``.
+        """
+        if sum(deltas.values()) != 0:
+            raise ValidationError("deltas", f"must sum to zero, sum is {sum(deltas.values())}")
+        if row.status != "settled":
+            raise ValidationError("status", f"a recorded settlement is settled, not {row.status}")
+        c = t.intervals.c
+        with self._write() as conn:
+            status = conn.scalar(
+                sa.select(c.status).where(c.interval_start_s == row.interval_start_s)
+            )
+            if status == "settled":
+                raise ConflictError(f"interval {row.interval_start_s} is already settled")
+            self._upsert_interval(conn, row)
+            settled = [
+                {"interval_start_s": row.interval_start_s, "participant": p, "delta_micro": d}
+                for p, d in sorted(deltas.items())
+            ]
+            for table, values in (
+                (t.settlements, settled),
+                (t.statement_lines, [_as_dict(x, drop=("id",)) for x in lines]),
+            ):
+                if values:
+                    conn.execute(sa.insert(table), values)
+            if root is not None:
+                conn.execute(sa.insert(t.netting_roots).values(_as_dict(root)))
+                moved = [
+                    {"root_seq": root.root_seq, "account": a, "cumulative_micro": v}
+                    for a, v in sorted((positions or {}).items())
+                ]
+                if moved:
+                    conn.execute(sa.insert(t.netting_positions), moved)
+
+    def _upsert_interval(self, conn: sa.Connection, row: IntervalRow) -> None:
+        values = _as_dict(row)
+        insert = sqlite.insert(t.intervals) if self.is_sqlite else postgresql.insert(t.intervals)
+        changed = {k: v for k, v in values.items() if k != "interval_start_s"}
+        conn.execute(
+            insert.values(values).on_conflict_do_update(
+                index_elements=["interval_start_s"], set_=changed
+            )
+        )
+
+    def netting_roots(self, from_seq: int = 1, to_seq: int | None = None) -> list[NettingRootRow]:
+        """The recorded roots with ``from_seq <= root_seq <= to_seq``, in order."""
+        c = t.netting_roots.c
+        query = sa.select(t.netting_roots).where(c.root_seq >= from_seq).order_by(c.root_seq)
+        if to_seq is not None:
+            query = query.where(c.root_seq <= to_seq)
+        with self._read() as conn:
+            return [NettingRootRow(**row._mapping) for row in conn.execute(query)]
+
+    def latest_netting_root(self) -> NettingRootRow | None:
+        c = t.netting_roots.c
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.netting_roots).order_by(c.root_seq.desc()).limit(1)
+            ).first()
+        return None if row is None else NettingRootRow(**row._mapping)
+
+    def netting_root_of_interval(self, interval_start_s: int) -> NettingRootRow | None:
+        c = t.netting_roots.c
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(t.netting_roots).where(c.interval_start_s == interval_start_s)
+            ).first()
+        return None if row is None else NettingRootRow(**row._mapping)
+
+    def netting_cumulative(self, root_seq: int, account: str | None = None) -> dict[str, int]:
+        """Every account's (or one account's) cumulative root-path net as of ``root_seq``."""
+        c = t.netting_positions.c
+        newest = sa.select(c.account, sa.func.max(c.root_seq).label("root_seq")).where(
+            c.root_seq <= root_seq
+        )
+        if account is not None:
+            newest = newest.where(c.account == account)
+        latest = newest.group_by(c.account).subquery()
+        query = sa.select(c.account, c.cumulative_micro).join(
+            latest, sa.and_(c.account == latest.c.account, c.root_seq == latest.c.root_seq)
+        )
+        with self._read() as conn:
+            return {str(a): int(v) for a, v in conn.execute(query)}
+
+    def netting_claims(self) -> dict[str, tuple[int, int]]:
+        """account -> (applied_micro, claimed_root_seq), as the chain's claims left them."""
+        c = t.netting_claims.c
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.account, c.applied_micro, c.claimed_root_seq))
+            return {str(a): (int(v), int(s)) for a, v, s in rows}
+
+    def record_claims(
+        self, claims: Sequence[tuple[str, int, int]], cursor_key: str, cursor: int
+    ) -> None:
+        """Apply claims seen on-chain, (account, root_seq, delta_micro) each, and move the
+        cursor of the scan that found them, in one transaction (a rescan adds nothing twice)."""
+        c = t.netting_claims.c
+        with self._write() as conn:
+            known = (
+                {
+                    str(a): (int(v), int(s))
+                    for a, v, s in conn.execute(
+                        sa.select(c.account, c.applied_micro, c.claimed_root_seq)
+                    )
+                }
+                if claims
+                else {}
+            )
+            changed: dict[str, tuple[int, int]] = {}
+            for account, root_seq, delta in claims:
+                applied, seq = changed.get(account, known.get(account, (0, 0)))
+                if root_seq > seq:
+                    changed[account] = (applied + delta, root_seq)
+            for chunk in _chunks(sorted(changed)):
+                conn.execute(sa.delete(t.netting_claims).where(c.account.in_(chunk)))
+            if changed:
+                conn.execute(
+                    sa.insert(t.netting_claims),
+                    [
+                        {"account": a, "applied_micro": v, "claimed_root_seq": s}
+                        for a, (v, s) in sorted(changed.items())
+                    ],
+                )
+            conn.execute(sa.delete(t.meta).where(t.meta.c.key == cursor_key))
+            conn.execute(sa.insert(t.meta).values(key=cursor_key, value=str(cursor)))
 
     # -- anchors ---------------------------------------------------------------------------
     def anchor(self, interval_start_s: int) -> AnchorRow | None:
@@ -703,29 +861,74 @@ def _classify(
     return outcomes, accepted
 
 
+_READING_COLUMNS = (
+    "id",
+    "meter",
+    "sequence",
+    "interval_start_s",
+    "interval_length_s",
+    "imported_wh",
+    "exported_wh",
+    "signature",
+    "received_at_s",
+)
+
+
 def _insert_reading_rows(
     conn: sa.Connection, accepted: Sequence[tuple[int, SignedReading]], received_at_s: int
 ) -> list[int]:
+    """Insert in bulk with ids reserved first: one statement per batch, not one per row.
+
+    SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so the ids after
+    the current maximum are ours. PostgreSQL: the ids come from the table's sequence in one
+    query, then the rows go in with one COPY.
+    """
     if not accepted:
         return []
+    ids = _reserve_reading_ids(conn, len(accepted))
     rows = [
-        {
-            "meter": r.meter,
-            "sequence": r.sequence,
-            "interval_start_s": r.interval_start_s,
-            "interval_length_s": r.interval_length_s,
-            "imported_wh": r.imported_wh,
-            "exported_wh": r.exported_wh,
-            "signature": s.signature_hex,
-            "received_at_s": received_at_s,
-        }
-        for _, s in accepted
+        (
+            new_id,
+            r.meter,
+            r.sequence,
+            r.interval_start_s,
+            r.interval_length_s,
+            r.imported_wh,
+            r.exported_wh,
+            s.signature_hex,
+            received_at_s,
+        )
+        for new_id, (_, s) in zip(ids, accepted, strict=True)
         for r in (s.reading,)
     ]
-    result = conn.execute(
-        sa.insert(t.readings).returning(t.readings.c.id, sort_by_parameter_order=True), rows
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * len(_READING_COLUMNS))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES ({marks})", rows
+            )
+        finally:
+            cursor.close()
+    else:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY readings ({', '.join(_READING_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+    return ids
+
+
+def _reserve_reading_ids(conn: sa.Connection, n: int) -> list[int]:
+    if conn.dialect.name == "sqlite":
+        top = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(t.readings.c.id), 0))) or 0)
+        return list(range(top + 1, top + 1 + n))
+    query = sa.text(
+        "SELECT nextval(pg_get_serial_sequence('readings', 'id')) FROM generate_series(1, :n)"
     )
-    return [int(i) for i in result.scalars()]
+    return sorted(int(i) for i in conn.scalars(query, {"n": n}))
 
 
 def _stored_reading(row: sa.Row[Any]) -> StoredReading:
