@@ -451,6 +451,22 @@ def bench_ingest_command(
     emit_json(report) if as_json else out.print(report)
 
 
+@bench_app.command("sim")
+def bench_sim_command(
+    scenario: Path = typer.Option(..., help="A scenario TOML file (see scenarios/)."),
+    compare_days: int = typer.Option(
+        2, min=0, help="Days run on both power flow engines to compare KPIs (0: skip)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A scenario run: wall, CPU, peak RSS, breakdown; KPIs vs the pandapower engine."""
+    from gridledger.sim.bench import bench_sim
+
+    with friendly_errors(), console.status(f"running {scenario}…"):
+        report = bench_sim(scenario, compare_days)
+    emit_json(report) if as_json else out.print(report)
+
+
 # -- statements -----------------------------------------------------------------------------
 @app.command()
 def statement(

@@ -12,6 +12,7 @@ from gridledger.grid.pgm import BatchFlows
 from gridledger.grid.powerflow import (
     ENGINES,
     CommunityGrid,
+    FlowClock,
     GridLimits,
     OperatingPoint,
     PowerFlowResult,
@@ -31,6 +32,7 @@ __all__ = [
     "BatchFlows",
     "CommunityGrid",
     "ConfirmedClearing",
+    "FlowClock",
     "GridAwareClearing",
     "GridLimits",
     "GridSensitivities",

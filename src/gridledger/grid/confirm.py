@@ -85,9 +85,6 @@ def clear_and_confirm(
     ``row_bus`` is the grid bus of each book row. ``base_flow``, when the caller has already
     solved that schedule (a batch over the run), saves the flow in intervals within limits.
     """
-    buses = np.asarray(row_bus, dtype=np.int64)
-    row_slot = np.array([grid.position_of_bus(int(b)) for b in buses], dtype=np.int64)
-    row_column = np.array([sensitivities.column_of_bus(int(b)) for b in buses], dtype=np.int64)
     plain = clear(book, mechanism, grid_fee_micro_per_kwh)
     if base_flow is None or (base_flow.converged and base_flow.violations(limits)):
         base_flow = run_slot_power_flow(grid, slot_p_mw)  # the curtailment needs its state
@@ -97,6 +94,9 @@ def clear_and_confirm(
             GridAwareClearing(plain, plain, nothing, 0, 0.0), base_flow, base_flow, 0
         )
     point = operating_point(grid)
+    buses = np.asarray(row_bus, dtype=np.int64)
+    row_slot = np.array([grid.position_of_bus(int(b)) for b in buses], dtype=np.int64)
+    row_column = np.array([sensitivities.column_of_bus(int(b)) for b in buses], dtype=np.int64)
     best = GridAwareClearing(plain, plain, nothing, 0, float("inf"))
     flow = base_flow
     attempts = 0

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -55,6 +56,18 @@ class PlacedHousehold(Protocol):
     def pv_sgen_index(self) -> int | None: ...
 
 
+@dataclass(eq=False)
+class FlowClock:
+    """Wall time spent solving power flows, and how many (for benchmarks' breakdowns)."""
+
+    seconds: float = 0.0
+    flows: int = 0
+
+    def add(self, began: float, flows: int) -> None:
+        self.seconds += time.perf_counter() - began
+        self.flows += flows
+
+
 @dataclass(frozen=True, eq=False)
 class CommunityGrid:
     """A prepared net: one slot load per bus, plus optional background power per interval.
@@ -70,6 +83,7 @@ class CommunityGrid:
     bus_by_household: Mapping[str, int]
     background_p_mw: FloatArray | None
     pgm: PgmFlows | None = None
+    clock: FlowClock = field(default_factory=FlowClock)
 
     @property
     def engine(self) -> str:
@@ -140,10 +154,14 @@ def place_on_grid(
             raise ValidationError("bus", f"{household.name}: bus {household.bus} not in the grid")
     for table in ("load", "sgen", "storage"):
         prepared[table]["in_service"] = False
-    slots = tuple(
-        int(pp.create_load(prepared, bus, p_mw=0.0, q_mvar=0.0, name=_SLOT_NAME.format(bus=bus)))
-        for bus in buses
+    created = pp.create_loads(
+        prepared,
+        list(buses),
+        p_mw=0.0,
+        q_mvar=0.0,
+        name=[_SLOT_NAME.format(bus=bus) for bus in buses],
     )
+    slots = tuple(int(i) for i in created)
     return CommunityGrid(
         net=prepared,
         buses=buses,
@@ -212,13 +230,17 @@ def run_slot_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> PowerFlow
     powers = np.asarray(slot_p_mw, dtype=np.float64)
     if powers.shape != (len(grid.buses),) or not bool(np.isfinite(powers).all()):
         raise ValidationError("slot_p_mw", f"need {len(grid.buses)} finite values per bus")
-    if grid.pgm is not None:
-        state = grid.pgm.solve(powers)
-        return _failed() if state is None else _extremes_of(state)
-    grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = powers
-    if not solve(grid.net):
-        return _failed()
-    return _extremes_of(_state_of_net(grid.net))
+    began = time.perf_counter()
+    try:
+        if grid.pgm is not None:
+            state = grid.pgm.solve(powers)
+            return _failed() if state is None else _extremes_of(state)
+        grid.net.load.loc[list(grid.slot_load_index), "p_mw"] = powers
+        if not solve(grid.net):
+            return _failed()
+        return _extremes_of(_state_of_net(grid.net))
+    finally:
+        grid.clock.add(began, 1)
 
 
 def run_batch_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> BatchFlows:
@@ -232,7 +254,10 @@ def run_batch_power_flow(grid: CommunityGrid, slot_p_mw: FloatArray) -> BatchFlo
     if not bool(np.isfinite(powers).all()):
         raise ValidationError("slot_p_mw", "every power must be finite")
     if grid.pgm is not None:
-        return grid.pgm.solve_batch(powers)
+        began = time.perf_counter()
+        batch = grid.pgm.solve_batch(powers)
+        grid.clock.add(began, powers.shape[1])
+        return batch
     flows = BatchFlows.empty(powers.shape[1])
     for step in range(powers.shape[1]):
         flow = run_slot_power_flow(grid, powers[:, step])

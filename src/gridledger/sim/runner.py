@@ -21,8 +21,10 @@ interval to an :class:`IntervalRecorder` (the CLI wires one onto ``gridledger.le
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import time
+import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandapower as pp
 
-from gridledger.errors import ConfigError
+from gridledger.errors import ConfigError, ValidationError
 from gridledger.grid import (
     BatchFlows,
     CommunityGrid,
@@ -51,13 +53,10 @@ from gridledger.market import Book, ClearingResult, clear
 from gridledger.market.orders import BUY, SELL
 from gridledger.preflight import atomic_write, check_output_dir
 from gridledger.settlement import (
-    Delivery,
-    DeliverySettlement,
     IntervalSettlement,
     SettledTrade,
     Tariffs,
     net_interval,
-    settle_with_delivery,
 )
 from gridledger.sim.assets import Battery
 from gridledger.sim.community import Community, HouseholdArrays, build_community
@@ -65,6 +64,7 @@ from gridledger.sim.flexible import ShiftableLoad, schedule_days
 from gridledger.sim.kpis import EnergyTotals, Kpis, compute_kpis
 from gridledger.sim.pv import pvlib_clear_sky_per_unit
 from gridledger.sim.scenario import Scenario, load_scenario
+from gridledger.sim.settling import IntervalBooking, SettlementRules, Settler
 from gridledger.sim.strategies import (
     Quotes,
     TariffBand,
@@ -93,6 +93,28 @@ class IntervalRecorder(Protocol):
     ) -> int: ...
 
 
+STAGES = ("io", "assets", "power_flow", "strategies", "clearing", "settlement", "other")
+
+
+@dataclass
+class StageClock:
+    """Wall seconds per stage of a run (``STAGES``): where a benchmark's time went."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    _mark: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the last lap to ``stage``."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - self._mark
+        self._mark = now
+
+    def move(self, seconds: float, source: str, target: str) -> None:
+        """Re-book ``seconds`` measured inside ``source`` (e.g. flows inside the clearing)."""
+        self.seconds[source] -= seconds
+        self.seconds[target] += seconds
+
+
 @dataclass(frozen=True, eq=False)
 class Physics:
     """Everything the market does not change, for the whole run (rows: households)."""
@@ -108,6 +130,7 @@ class Physics:
     grid: CommunityGrid
     sensitivities: GridSensitivities | None
     unconstrained: BatchFlows  # the flow of every interval without grid awareness (one batch)
+    clock: StageClock
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,18 +195,19 @@ class ScenarioResult:
     battery_capacity_wh: Int64Array
     json_path: Path | None = None
     html_path: Path | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class _Accounts:
     market_bill_micro: Int64Array
+    settler: Settler
     buy_orders_wh: int = 0
     gas_used: int = 0
     grid_aware_intervals: int = 0
     unresolved_intervals: int = 0
     fees_micro: int = 0
     zip_traders: ZipTraders | None = None
-    index_of: dict[str, int] = field(default_factory=dict)
 
 
 def limits_of(scenario: Scenario) -> GridLimits:
@@ -204,7 +228,65 @@ def build_net(scenario: Scenario) -> pp.pandapowerNet:
     return net
 
 
+def _own_profiles(scenario: Scenario) -> tuple[tuple[str, ...], Int64Array, Int64Array | None]:
+    """The households' own load (and PV) over the run's window, from ``[profiles]``."""
+    from gridledger.iotools.profiles import pv_of, read_profiles
+
+    assert scenario.profile_load is not None
+    try:
+        zone = zoneinfo.ZoneInfo(scenario.profile_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "profiles.timezone", f"unknown time zone {scenario.profile_timezone!r}"
+        ) from None
+    start = dt.datetime.combine(scenario.start_date, dt.time(), zone)
+    start_s, n = int(start.timestamp()), scenario.n_intervals
+    loads = read_profiles(scenario.profile_load, scenario.interval_length_s)
+    load_wh = loads.window(start_s, n)
+    if scenario.profile_pv is None:
+        return loads.names, load_wh, None
+    pvs = pv_of(scenario.profile_pv, scenario.interval_length_s)
+    unknown = sorted(set(pvs.names) - set(loads.names))
+    if unknown:
+        raise ValidationError("profiles.pv", f"households without a load profile: {unknown}")
+    pv_window = pvs.window(start_s, n)
+    pv_wh = np.zeros_like(load_wh)
+    for row, name in enumerate(pvs.names):
+        pv_wh[loads.names.index(name)] = pv_window[row]
+    return loads.names, load_wh, pv_wh
+
+
+def _with_profiles(community: Community, scenario: Scenario) -> Community:
+    names, load_wh, pv_wh = _own_profiles(scenario)
+    source = f"profile {Path(scenario.profile_pv).name}" if scenario.profile_pv else ""
+    households = []
+    for row, household in enumerate(community.households):
+        changes: dict[str, Any] = {"name": names[row], "load_wh": _frozen(load_wh[row])}
+        if pv_wh is not None:
+            has_pv = bool(pv_wh[row].any())
+            changes |= {
+                "pv_wh": _frozen(pv_wh[row]),
+                "pv_source": source if has_pv else "",
+                "pv_sgen_index": None,
+            }
+        households.append(dataclasses.replace(household, **changes))
+    return dataclasses.replace(community, households=tuple(households))
+
+
+def _frozen(values: Int64Array) -> Int64Array:
+    copy = np.array(values, dtype=np.int64, copy=True)
+    copy.setflags(write=False)
+    return copy
+
+
 def build_scenario_community(scenario: Scenario) -> Community:
+    """The scenario's households on its grid; with ``[profiles]``, on the user's own data."""
+    if scenario.profile_load is not None:
+        households = len(_own_profiles(scenario)[0])
+        placed = build_scenario_community(
+            scenario.replace(households=households, profile_load=None, profile_pv=None)
+        )
+        return _with_profiles(placed, scenario)
     pv_per_unit = (
         pvlib_clear_sky_per_unit(
             scenario.latitude,
@@ -266,18 +348,22 @@ def _dispatch_batteries(
 
 def prepare_physics(scenario: Scenario) -> Physics:
     """Community, assets and every interval's bus powers, computed once for the whole run."""
+    clock = StageClock()
     community = build_scenario_community(scenario)
     households = community.households
     homes = community.arrays()
+    clock.lap("io")
     load_wh = homes.load_wh + _flexible_wh(scenario, community)
     pv_wh = homes.pv_wh
     net_wh, soc, capacity = _dispatch_batteries(homes, load_wh - pv_wh, scenario.interval_length_s)
+    clock.lap("assets")
     net = build_net(scenario)
     background = (
         grid_energy_wh(net, scenario.start_date, scenario.n_intervals)
         if scenario.background
         else None
     )
+    clock.lap("io")
     grid = place_on_grid(net, households, background, engine=scenario.powerflow)
     slot_p_mw = (
         grid.background_p_mw.copy()
@@ -292,6 +378,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
         else None
     )
     unconstrained = run_batch_power_flow(grid, slot_p_mw)
+    clock.lap("power_flow")
     return Physics(
         community,
         homes,
@@ -304,6 +391,7 @@ def prepare_physics(scenario: Scenario) -> Physics:
         grid,
         sensitivities,
         unconstrained,
+        clock,
     )
 
 
@@ -355,43 +443,37 @@ def _trades(names: Sequence[str], result: ClearingResult) -> list[SettledTrade]:
     ]
 
 
-def _settle(
-    scenario: Scenario,
-    names: Sequence[str],
+def _book_settlement(
     result: ClearingResult,
-    trades: list[SettledTrade],
     curtailed_wh: Int64Array,
     acc: _Accounts,
     series: IntervalSeries,
     step: int,
-) -> DeliverySettlement:
-    """The interval settled against delivery: trades, fees, and the supplier's last resort.
+) -> None:
+    """Hand the interval to settlement, and count the energy traded with the supplier.
 
     A household delivers its order less what the grid-aware clearing curtailed (curtailed
     energy is neither delivered nor paid); what it did not trade locally is its imbalance with
-    the grid supplier, at the import or feed-in tariff.
+    the grid supplier, at the import or feed-in tariff (``settle_with_delivery``).
     """
-    book = result.book
+    book, t = result.book, result.trades
     is_buy = book.side == BUY
-    delivered_wh = (book.energy_wh - curtailed_wh).tolist()
-    deliveries = {
-        names[row]: Delivery(energy, 0) if buy else Delivery(0, energy)
-        for row, buy, energy in zip(book.ids.tolist(), is_buy.tolist(), delivered_wh, strict=True)
-    }
-    tariffs = Tariffs(scenario.import_price_micro_per_kwh, scenario.feed_in_price_micro_per_kwh)
-    settlement = settle_with_delivery(
-        trades, deliveries, tariffs, grid_operator=GRID_OPERATOR, supplier=GRID_SUPPLIER
+    acc.settler.add(
+        IntervalBooking(
+            rows=book.ids,
+            is_buy=is_buy,
+            delivered_wh=book.energy_wh - curtailed_wh,
+            buy_rows=book.ids[t.buy_row],
+            sell_rows=book.ids[t.sell_row],
+            energy_wh=t.energy_wh,
+            price_micro_per_kwh=t.price_micro_per_kwh,
+            fee_micro_per_kwh=t.fee_micro_per_kwh,
+        )
     )
-    for account, delta in settlement.deltas_micro.items():
-        row = acc.index_of.get(account)
-        if row is not None:
-            acc.market_bill_micro[row] -= delta
     residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
     acc.buy_orders_wh += int(book.energy_wh[is_buy].sum())
     series.supplier_import_wh[step] = int(residual_wh[is_buy].sum())
     series.supplier_export_wh[step] = int(residual_wh[~is_buy].sum())
-    acc.fees_micro += settlement.fees_micro
-    return settlement
 
 
 def _learn(
@@ -426,8 +508,10 @@ def _run_interval(
     rng: np.random.Generator,
     acc: _Accounts,
     series: IntervalSeries,
-) -> tuple[ClearingResult, list[SettledTrade], DeliverySettlement]:
+) -> ClearingResult:
+    clock, flow_s = physics.clock, physics.grid.clock.seconds
     book = _book(_quotes(scenario, physics.net_wh[:, step], band, rng, acc))
+    clock.lap("strategies")
     slot_p_mw = physics.slot_p_mw[:, step]
     curtailed = np.zeros(len(book), dtype=np.int64)
     unconstrained = flow_at(physics.unconstrained, step)
@@ -454,25 +538,32 @@ def _run_interval(
     else:
         result = clear(book, scenario.mechanism, scenario.grid_fee_micro_per_kwh)
         flow = unconstrained
+    clock.lap("clearing")
+    clock.move(physics.grid.clock.seconds - flow_s, "clearing", "power_flow")
     _record_flow(series, step, flow)
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
-    trades = _trades(physics.homes.names, result)
-    settlement = _settle(
-        scenario, physics.homes.names, result, trades, curtailed, acc, series, step
-    )
+    clock.lap("other")
+    _book_settlement(result, curtailed, acc, series, step)
+    clock.lap("settlement")
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
         series.clearing_price_micro_per_kwh[step] = (
-            price
-            if price is not None
-            else sum(t.amount_micro for t in trades) * 1000 / result.cleared_energy_wh
+            price if price is not None else _paid_micro(result) * 1000 / result.cleared_energy_wh
         )
     series.local_traded_wh[step] = result.cleared_energy_wh
     series.curtailed_wh[step] = int(curtailed.sum())
     series.trades[step] = len(result.trades)
+    clock.lap("other")
     _learn(scenario, book, price, band, acc)
-    return result, trades, settlement
+    clock.lap("strategies")
+    return result
+
+
+def _paid_micro(result: ClearingResult) -> int:
+    """What buyers pay sellers, each trade floored like ``trade_amount_micro``."""
+    t = result.trades
+    return int((t.energy_wh * t.price_micro_per_kwh // 1000).sum())
 
 
 def baseline_bills_micro(net_wh: Int64Array, scenario: Scenario) -> Int64Array:
@@ -511,23 +602,35 @@ def run_scenario(
     n_steps, names = scenario.n_intervals, [h.name for h in physics.community.households]
     band = TariffBand(scenario.feed_in_price_micro_per_kwh, scenario.import_price_micro_per_kwh)
     rng = np.random.default_rng(scenario.seed)
+    tariffs = Tariffs(scenario.import_price_micro_per_kwh, scenario.feed_in_price_micro_per_kwh)
+    rules = SettlementRules(tuple(names), tariffs, GRID_OPERATOR, GRID_SUPPLIER)
+    # with a recorder the loop waits for the chain anyway: settle in-process
     acc = _Accounts(
         market_bill_micro=np.zeros(len(names), dtype=np.int64),
-        index_of={name: i for i, name in enumerate(names)},
+        settler=Settler(rules, n_steps if recorder is None else 0),
     )
     series = IntervalSeries.empty(n_steps)
     series.demand_wh[:] = physics.load_wh.sum(axis=0)
     series.pv_generated_wh[:] = physics.pv_wh.sum(axis=0)
-    for step in range(n_steps):
-        cleared, trades, _ = _run_interval(scenario, physics, step, band, rng, acc, series)
-        if recorder is not None:  # the chain settles the local trades (netted)
-            netted = net_interval(trades, GRID_OPERATOR)
-            acc.gas_used += recorder.record(step, cleared, netted, names)
-        if progress is not None:
-            progress(step + 1, n_steps)
+    physics.clock.lap("other")
+    try:
+        for step in range(n_steps):
+            cleared = _run_interval(scenario, physics, step, band, rng, acc, series)
+            if recorder is not None:  # the chain settles the local trades (netted)
+                netted = net_interval(_trades(names, cleared), GRID_OPERATOR)
+                acc.gas_used += recorder.record(step, cleared, netted, names)
+            if progress is not None:
+                progress(step + 1, n_steps)
+        physics.clock.lap("other")
+        bills_micro, acc.fees_micro = acc.settler.totals()
+    finally:
+        acc.settler.close()
+    acc.market_bill_micro += bills_micro
+    physics.clock.lap("settlement")  # what the loop waited for the settling worker
     result = _finish(scenario, physics, acc, series, time.perf_counter() - began, prepared_s)
+    physics.clock.lap("other")
     if not write_files:
-        return result
+        return dataclasses.replace(result, stage_seconds=dict(physics.clock.seconds))
     from gridledger.sim.report import write_report
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -535,7 +638,13 @@ def run_scenario(
         folder / "summary.json", json.dumps(result.summary, indent=2, default=str)
     )
     html_path = write_report(result, folder / "report.html")
-    return dataclasses.replace(result, json_path=json_path, html_path=html_path)
+    physics.clock.lap("io")
+    return dataclasses.replace(
+        result,
+        json_path=json_path,
+        html_path=html_path,
+        stage_seconds=dict(physics.clock.seconds),
+    )
 
 
 def _finish(

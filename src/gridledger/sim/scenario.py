@@ -56,6 +56,10 @@ class Scenario:
     longitude: float = 13.4
     tilt_deg: float = 30.0
     azimuth_deg: float = 180.0
+    # the households' own data instead of SimBench profiles (see gridledger.iotools.profiles)
+    profile_load: str | None = None  # CSV, Parquet, Green Button file or folder
+    profile_pv: str | None = None
+    profile_timezone: str = "UTC"  # the run's days start at midnight here
     battery_capacity_wh: int = 10_000
     battery_max_power_w: int = 5_000
     flexible_daily_energy_wh: int = 3_000
@@ -174,6 +178,9 @@ _TOML_KEYS: Mapping[tuple[str, str], str] = {
     ("pvlib", "longitude"): "longitude",
     ("pvlib", "tilt_deg"): "tilt_deg",
     ("pvlib", "azimuth_deg"): "azimuth_deg",
+    ("profiles", "load"): "profile_load",
+    ("profiles", "pv"): "profile_pv",
+    ("profiles", "timezone"): "profile_timezone",
     ("battery", "capacity_wh"): "battery_capacity_wh",
     ("battery", "max_power_w"): "battery_max_power_w",
     ("flexible_load", "daily_energy_wh"): "flexible_daily_energy_wh",
@@ -254,4 +261,11 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ValidationError(str(source), f"not valid TOML: {exc}") from exc
     if "name" not in document:
         document = {"name": source.stem, **document}
-    return scenario_from_mapping(document)
+    scenario = scenario_from_mapping(document)
+    # profile paths are relative to the scenario file, wherever the run starts
+    paths = {
+        name: str(source.parent / value)
+        for name in ("profile_load", "profile_pv")
+        if (value := getattr(scenario, name)) is not None and not Path(value).is_absolute()
+    }
+    return scenario.replace(**paths) if paths else scenario
