@@ -1,0 +1,297 @@
+"""``gridledger verifier``: an independent process that re-executes every committed interval.
+
+Another party runs it (the grid operator, the community association, a regulator) with its own
+key. It follows ``IntervalCommitted`` on the chain, fetches the interval's package from the
+operator node (verifier routes, signed in with SIWE), reads the committed roots, meter owners,
+escrow and the previous netting root from the chain itself, and re-executes
+(:func:`~gridledger.verifier.reexecute.reexecute`). When every byte matches it POSTs its
+signature over the attestation. On a mismatch it never signs the operator's claim: it writes the
+dispute (interval, line, expected, claimed) to a file, commits the file's hash through the
+``Evidence`` contract (subject: the operator), and offers only the *void* attestation (the
+interval settled with nothing moving; see docs/trust-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_utils.crypto import keccak
+
+from gridledger.api._auth import sign_in_message_signature
+from gridledger.config import Settings
+from gridledger.eip712 import address_of
+from gridledger.errors import ChainError, ContractRevert, DataSourceError, NotFoundError
+from gridledger.ledger import Deployment, Ledger
+from gridledger.privacy.salts import LeafKey
+from gridledger.store import Store
+from gridledger.verifier.attestation import IntervalAttestation, sign_attestation
+from gridledger.verifier.local import chain_facts
+from gridledger.verifier.reexecute import (
+    Dispute,
+    IntervalPackage,
+    MarketRules,
+    reexecute,
+    void_attestation,
+)
+from gridledger.verifier.wire import attestation_to_json, hex0x, package_from_json
+
+log = logging.getLogger(__name__)
+CURSOR_KEY = "verifier.next_block"
+DONE_PREFIX = "verifier.done."
+TOKEN_REFRESH_S = 300.0  # well inside the node's token lifetime (900 s by default)
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    chain: str
+    operator_url: str
+    key: bytes
+    db_url: str
+    settings: Settings
+    evidence: str | None = None  # Evidence contract for disputes; None: the file stays local
+    dispute_dir: Path = Path(".gridledger/disputes")
+    poll_s: float = 0.5
+    http_timeout_s: float = 30.0
+
+
+class OperatorClient:
+    """The operator node's API, signed in as this verifier (signs in again when refused)."""
+
+    def __init__(self, base_url: str, key: bytes, timeout_s: float) -> None:
+        self.base_url, self.key = base_url.rstrip("/"), key
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self.token = ""
+        self.signed_in_at = 0.0
+
+    def sign_in(self) -> None:
+        self.signed_in_at = time.monotonic()
+        address = address_of(self.key)
+        challenge = self._checked(self.http.get("/v1/auth/nonce", params={"address": address}))
+        message = challenge["message"]
+        signature = sign_in_message_signature(message, self.key)
+        body = {"message": message, "signature": signature}
+        self.token = self._checked(self.http.post("/v1/auth/token", json=body))["token"]
+
+    def public(self, path: str) -> Any:
+        return self._checked(self.http.get(path))
+
+    def get(self, path: str) -> Any:
+        return self._signed("GET", path, None)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._signed("POST", path, body)
+
+    def _signed(self, method: str, path: str, body: Any) -> Any:
+        if not self.token:
+            self.sign_in()
+        response = self._send(method, path, body)
+        if response.status_code == 401:
+            self.sign_in()
+            response = self._send(method, path, body)
+        return self._checked(response)
+
+    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return self.http.request(method, path, json=body, headers=headers)
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> Any:
+        if response.status_code == 404:
+            raise NotFoundError(f"{response.request.url.path}: {response.text[:200]}")
+        if response.status_code >= 400:
+            raise DataSourceError(
+                f"operator node answered {response.status_code} to "
+                f"{response.request.url.path}: {response.text[:300]}"
+            )
+        return response.json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class VerifierProcess:
+    """One verifier: follow commits, re-execute, attest or dispute; state in its own store."""
+
+    def __init__(self, config: VerifierConfig) -> None:
+        from gridledger.node.interval import supplier_address
+
+        self.config = config
+        self.address = address_of(config.key)
+        self.client = OperatorClient(config.operator_url, config.key, config.http_timeout_s)
+        published = self.client.public("/v1/verifier/deployment")
+        self.operator_address = str(published["operator"])
+        deployment = Deployment.from_json(json.dumps(published["deployment"]))
+        self.ledger = Ledger.attach(config.chain, deployment, config.key)
+        if not self.ledger.code_at(self.ledger.deployment.market):
+            raise ChainError(f"no Market contract at {self.ledger.deployment.market} on the chain")
+        s = config.settings
+        from gridledger.settlement import Tariffs
+
+        self.rules = MarketRules(
+            self.ledger.domain,
+            "uniform",
+            s.grid_fee_micro_per_kwh,
+            Tariffs(s.import_price_micro_per_kwh, s.feed_in_price_micro_per_kwh),
+            self.ledger.deployment.grid_operator,
+            supplier_address(),
+        )
+        self.store = Store.open(config.db_url)
+        self.client.sign_in()  # now, before any interval waits on this verifier
+        self._leaf_key: LeafKey | None = None
+        self.stop = threading.Event()
+
+    @property
+    def leaf_key(self) -> LeafKey:
+        if self._leaf_key is None:
+            self._leaf_key = LeafKey.from_hex(self.client.get("/v1/verifier/leaf-key")["leaf_key"])
+        return self._leaf_key
+
+    def run(self) -> None:
+        log.info("verifier %s following %s", self.address, self.config.operator_url)
+        while not self.stop.is_set():
+            try:
+                self.step()
+            except (ChainError, DataSourceError, httpx.HTTPError, NotFoundError) as exc:
+                log.warning("verifier: %s; retrying", exc)
+            self.stop.wait(self.config.poll_s)
+
+    def step(self) -> list[IntervalAttestation | Dispute]:
+        """Handle every interval committed since the last step; returns what was decided."""
+        cursor = int(self.store.meta(CURSOR_KEY) or 0)
+        head = self.ledger.block_number
+        if head < cursor:
+            return []
+        todo = [
+            int(e.args["intervalStartS"])
+            for e in self.ledger.events(cursor, head)
+            if e.name == "IntervalCommitted"
+        ]
+        todo = [s for s in todo if self.store.meta(DONE_PREFIX + str(s)) is None]
+        if not todo and time.monotonic() - self.client.signed_in_at > TOKEN_REFRESH_S:
+            # Sign in again while nothing waits on us: the node answers sign-ins only when its
+            # operator is not collecting attestations (both need its chain client).
+            self.client.sign_in()
+        decided = [self.verify(start_s) for start_s in todo]
+        self.store.set_meta(CURSOR_KEY, str(head + 1))
+        return decided
+
+    def verify(self, start_s: int) -> IntervalAttestation | Dispute:
+        package = package_from_json(self.client.get(f"/v1/verifier/intervals/{start_s}"))
+        facts = chain_facts(self.ledger, package)
+        verdict = reexecute(package, facts, self.rules, self.leaf_key)
+        att = verdict
+        if isinstance(verdict, Dispute):
+            self.record_dispute(verdict, package)
+            att = void_attestation(package, facts)
+        assert isinstance(att, IntervalAttestation)
+        signature = sign_attestation(self.config.key, self.ledger.domain, att)
+        body = {"attestation": attestation_to_json(att), "signature": hex0x(signature)}
+        self.client.post(f"/v1/verifier/intervals/{start_s}/attestations", body)
+        self.store.set_meta(DONE_PREFIX + str(start_s), "dispute" if att != verdict else "attested")
+        log.info("verifier %s: interval %s %s", self.address, start_s, _word(verdict))
+        return verdict
+
+    def record_dispute(self, dispute: Dispute, package: IntervalPackage) -> Path:
+        """The dispute file (kept), and its hash committed through the Evidence contract."""
+        path, digest = write_dispute_file(
+            self.config.dispute_dir, dispute, self.address, self.ledger, package
+        )
+        log.warning("verifier %s: DISPUTE %s (file %s)", self.address, dispute.reason, path)
+        if self.config.evidence is not None:
+            record_dispute_on_chain(
+                self.ledger,
+                self.config.evidence,
+                self.config.key,
+                self.operator_address,
+                dispute,
+                digest,
+            )
+        return path
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
+
+
+def write_dispute_file(
+    folder: Path, dispute: Dispute, verifier: str, ledger: Ledger, package: IntervalPackage
+) -> tuple[Path, bytes]:
+    """The evidence file of a dispute and its keccak hash (the 32 bytes that go on-chain)."""
+    body = {
+        "dispute": json.loads(dispute.to_json()),
+        "verifier": verifier,
+        "chain_id": ledger.chain_id,
+        "market": ledger.deployment.market,
+        "claimed_attestation": attestation_to_json(package.attestation),
+    }
+    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"dispute-{dispute.interval_start_s}-{verifier}.json"
+    path.write_bytes(data)
+    return path, keccak(data)
+
+
+def record_dispute_on_chain(
+    ledger: Ledger, evidence: str, key: bytes, operator: str, dispute: Dispute, digest: bytes
+) -> None:
+    """``submitEvidence(operator, day of the interval, hash of the dispute file)``."""
+    from gridledger.security.evidence import evidence_window
+    from gridledger.security.onchain import EvidenceContract
+    from gridledger.security.quorum import Submission
+
+    window_s, _ = evidence_window(dispute.interval_start_s)
+    contract = EvidenceContract(ledger, evidence)
+    try:
+        contract.submit(key, Submission(address_of(key), operator, window_s, digest))
+    except ContractRevert as exc:  # one record per (operator, day, verifier): keep the file
+        log.warning("dispute of %s stays off-chain: %s", dispute.interval_start_s, exc)
+
+
+def _word(verdict: IntervalAttestation | Dispute) -> str:
+    return "attested" if isinstance(verdict, IntervalAttestation) else f"disputed: {verdict.reason}"
+
+
+def run_verifier(config: VerifierConfig) -> None:
+    """Run until SIGTERM/SIGINT."""
+    import signal
+
+    process = VerifierProcess(config)
+
+    def stop(_sig: int, _frame: Any) -> None:
+        process.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        process.run()
+    finally:
+        process.close()
+
+
+def verifier_config(
+    chain: str,
+    operator_url: str,
+    key_file: Path,
+    db_url: str | None,
+    evidence: str | None,
+    passphrase_file: Path | None,
+    settings: Settings,
+) -> VerifierConfig:
+    """The CLI's flags as a config; the store defaults to a SQLite file named after the key."""
+    from gridledger.config import ensure_sqlite_dir
+    from gridledger.verifier.keyfile import load_key_file
+
+    key = load_key_file(key_file, passphrase_file)
+    state = Path(settings.state_dir).parent / "verifier" / address_of(key)
+    url = db_url or f"sqlite:///{state}/verifier.sqlite"
+    ensure_sqlite_dir(url)
+    return VerifierConfig(
+        chain, operator_url, key, url, settings, evidence, dispute_dir=state / "disputes"
+    )
