@@ -43,6 +43,14 @@ class Settings:
     speed: int = 1  # market seconds per wall second: 60 runs one 15-min interval per 15 s
     settle_grace_s: int = 60  # market seconds after an interval ends before it is settled
     state_dir: str = ".gridledger/node"  # deployment.json lives here
+    # Verifiers co-signing every settlement (docs/trust-model.md): "dev" signs in-process with
+    # the deterministic dev keys after re-execution; "remote" waits for `gridledger verifier`
+    # processes. verifier_addresses (comma-separated) replaces the dev set at deploy.
+    verifier_mode: str = "dev"
+    verifier_count: int = 3
+    verifier_quorum: int = 2
+    verifier_addresses: str = ""
+    attestation_timeout_s: int = 60  # how long the operator waits for a quorum
     # Authentication (Sign-In with Ethereum) and rate limits of the API.
     auth_secret: str = ""  # HMAC key of API tokens; empty: a random one kept in the database
     auth_token_lifetime_s: int = 900
@@ -56,6 +64,9 @@ class Settings:
             "http_port",
             "speed",
             "auth_token_lifetime_s",
+            "verifier_count",
+            "verifier_quorum",
+            "attestation_timeout_s",
             "rate_limit_participant_per_min",
             "rate_limit_meter_per_min",
         ):
