@@ -100,6 +100,7 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
             httpx.post(f"{url}/v1/readings", json=readings).raise_for_status()
             wait_for(lambda: interval_status(url, start) == "settled", 15, "settlement")
 
+            page.goto(url + "/household")  # the household's own page
             page.fill("#token-input", seller.participant.token)
             page.click("#token-form button[type=submit]")
             page.wait_for_selector("#account-body:not([hidden])", timeout=10_000)
@@ -112,6 +113,9 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
                 timeout=20_000,
             )
             assert page.get_attribute("#verify-result", "data-failed") == "0"
+            bill = page.locator("#my-bill").inner_text()
+            assert "received" in bill and "EUR" in bill and "-" not in bill  # signed in words
+            assert page.locator("#my-energy-chart .energy-out").count() >= 1
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
             assert not errors, errors

@@ -139,51 +139,86 @@ function renderClock() {
   $("speed").textContent = market.speed === 1 ? "real time" : `×${market.speed}`;
 }
 
-function drawBook(book) {
+function drawBook(book, clearingPrice) {
   const svg = $("book-chart");
   const W = 440, H = 220, L = 50, B = 24, T = 8;
   const cumulative = (levels) => { let sum = 0; return levels.map((l) => [l.price_micro_per_kwh, (sum += l.energy_wh)]); };
   const bids = cumulative(book.bids), asks = cumulative(book.asks);
   const prices = [...bids, ...asks].map(([p]) => p);
   const maxE = Math.max(...[...bids, ...asks].map(([, e]) => e), 1);
-  const minP = Math.min(...prices, 0), maxP = Math.max(...prices, 1);
+  const spread = Math.max(...prices, 1) - Math.min(...prices, 0);
+  const minP = Math.max(Math.min(...prices, 0) - spread * 0.1, 0), maxP = Math.max(...prices, 1) + spread * 0.1;
   const x = (p) => L + ((p - minP) * (W - L - 10)) / Math.max(maxP - minP, 1);
   const y = (e) => H - B - (e * (H - B - T)) / maxE;
-  const step = (pts, color) => pts.length ? `<path d="${pts.map(([p, e], i) => (i ? "L" : "M") + x(p) + "," + y(e)).join(" ")}" fill="none" stroke="${color}" stroke-width="2"/>` : "";
-  svg.innerHTML = step(bids, "#15803d") + step(asks, "#b91c1c") +
-    `<text x="${L}" y="${H - 6}" font-size="10">price ${price(minP)} – ${price(maxP)} · up to ${kwh(maxE)}</text>` +
-    (prices.length ? "" : `<text x="${W / 2}" y="${H / 2}" font-size="12" text-anchor="middle">no orders</text>`);
+  // a step curve: cumulative energy offered up to each price level
+  const step = (pts, color, cls) => pts.length ? `<path class="${cls}" d="${pts.map(([p, e], i) =>
+    (i ? `L${x(p)},${y(pts[i - 1][1])} ` : `M${x(p)},${y(0)} `) + `L${x(p)},${y(e)}`).join(" ")}" fill="none" stroke="${color}" stroke-width="2"/>` : "";
+  let out = step(bids, "#15803d", "depth-bids") + step(asks, "#b91c1c", "depth-asks");
+  if (clearingPrice != null && prices.length) {
+    out += `<line x1="${x(clearingPrice)}" x2="${x(clearingPrice)}" y1="${T}" y2="${H - B}" stroke="#1d2733" stroke-dasharray="3 3"><title>clearing price ${price(clearingPrice)}</title></line>`;
+  }
+  out += `<text x="${L}" y="${H - 6}" font-size="10">price ${price(minP)} – ${price(maxP)} · up to ${kwh(maxE)}</text>`;
+  if (!prices.length) out += `<text x="${W / 2}" y="${H / 2}" font-size="12" text-anchor="middle">no orders in this interval</text>`;
+  svg.innerHTML = out;
+  $("book-levels").textContent = `${book.bids.length} bid and ${book.asks.length} ask price levels`;
 }
 
 async function refreshBook(intervals) {
-  const closed = intervals.filter((iv) => iv.status !== "open");
-  const latest = closed.find((iv) => iv.cleared_energy_wh > 0) || closed[0];
+  const latest = intervals.find((iv) => iv.status !== "open");
   if (!latest || latest.interval_start_s === lastBookInterval) return;
   try {
-    drawBook(await getJSON(`/v1/intervals/${latest.interval_start_s}/book`));
+    drawBook(await getJSON(`/v1/intervals/${latest.interval_start_s}/depth`), latest.clearing_price_micro_per_kwh);
     lastBookInterval = latest.interval_start_s;
     $("book-interval").textContent = localTime(latest.interval_start_s);
-  } catch (_) { /* a replayed run has no live book */ }
+  } catch (_) { /* not closed yet: try again on the next refresh */ }
 }
 
-// -- grid map ---------------------------------------------------------------------------
+// -- grid map: geometry once, then each interval's loading and voltage ------------------------
+let gridGeometry = null, gridInterval = null, lastGridKey = null;
 function loadingColour(percent) {
   if (percent == null) return "#94a3b8";
   return percent > 90 ? "#dc2626" : percent > 60 ? "#f59e0b" : "#16a34a";
 }
+function voltageColour(pu) {
+  if (pu == null) return "#1d2733";
+  const off = Math.abs(pu - 1);
+  return off > 0.1 ? "#dc2626" : off > 0.05 ? "#f59e0b" : "#16a34a";
+}
 
+let gridBusy = false;
 async function refreshGrid() {
+  if (gridBusy) return;  // a power flow is on its way; the next event asks again
+  gridBusy = true;
+  try { await drawGrid(); } finally { gridBusy = false; }
+}
+
+async function drawGrid() {
   try {
-    const grid = await getJSON("/v1/grid");
-    const at = Object.fromEntries(grid.buses.map((b) => [b.bus, b]));
-    let out = grid.lines.filter((l) => at[l.from_bus] && at[l.to_bus]).map((l) =>
-      `<line class="grid-line" x1="${at[l.from_bus].x}" y1="${at[l.from_bus].y}" x2="${at[l.to_bus].x}" y2="${at[l.to_bus].y}" stroke="${loadingColour(l.loading_percent)}" stroke-width="4"><title>${esc(l.name)}: ${l.loading_percent == null ? "no power flow yet" : l.loading_percent.toFixed(1) + " %"}</title></line>`).join("");
-    out += grid.buses.map((b) => `<circle class="grid-bus" cx="${b.x}" cy="${b.y}" r="5" fill="#1d2733"><title>${esc(b.name)}</title></circle>`).join("");
-    $("grid-map").innerHTML = out;
-    $("grid-code").textContent = grid.grid_code;
+    gridGeometry ||= await getJSON("/v1/grid");
+    $("grid-code").textContent = gridGeometry.grid_code;
   } catch (err) {
     $("grid-map").innerHTML = `<text x="300" y="200" text-anchor="middle" font-size="13">grid map unavailable</text>`;
+    return;
   }
+  if (!$("grid-map").childElementCount) paintGrid({ lines: {}, buses: {}, interval_start_s: null });
+  let state = null;
+  try { state = await getJSON("/v1/grid/state"); } catch (_) { return; /* no readings yet: neutral colours */ }
+  if (state.interval_start_s !== gridInterval) paintGrid(state);
+}
+
+function paintGrid(state) {
+  gridInterval = state.interval_start_s;
+  const at = Object.fromEntries(gridGeometry.buses.map((b) => [b.bus, b]));
+  let out = gridGeometry.lines.filter((l) => at[l.from_bus] && at[l.to_bus]).map((l) => {
+    const loading = state.lines[l.line] ?? l.loading_percent ?? null;
+    return `<line class="grid-line" data-loading="${loading ?? ""}" x1="${at[l.from_bus].x}" y1="${at[l.from_bus].y}" x2="${at[l.to_bus].x}" y2="${at[l.to_bus].y}" stroke="${loadingColour(loading)}" stroke-width="4"><title>${esc(l.name)}: ${loading == null ? "no power flow yet" : loading.toFixed(1) + " % loaded"}</title></line>`;
+  }).join("");
+  out += gridGeometry.buses.map((b) => {
+    const pu = state.buses[b.bus] ?? null;
+    return `<circle class="grid-bus" data-vm-pu="${pu ?? ""}" cx="${b.x}" cy="${b.y}" r="5" fill="${voltageColour(pu)}"><title>${esc(b.name)}${pu == null ? "" : ": " + fmt3.format(pu) + " pu (" + fmt2.format(pu * 230) + " V phase)"}</title></circle>`;
+  }).join("");
+  $("grid-map").innerHTML = out;
+  $("grid-when").textContent = gridInterval == null ? "no readings yet" : "metered " + localTime(gridInterval);
 }
 
 // -- my account ---------------------------------------------------------------------------
@@ -205,6 +240,8 @@ async function refreshAccount() {
       const side = t.buyer === me.address ? "buy" : "sell";
       return `<tr><td>${localTime(t.interval_start_s)}</td><td>${side === "buy" ? "bought" : "sold"}</td><td>${kwh(t.energy_wh)}</td><td>${price(t.price_micro_per_kwh)}</td><td>${side === "buy" ? "paid " + money(t.fee_micro) : "–"}</td></tr>`;
     }).join("");
+    renderMyEnergy(st.readings);
+    renderMyBill(st, me.address);
     const byInterval = {};
     for (const s of st.settlements) byInterval[s.interval_start_s] = { delta: s.delta_micro, readings: [] };
     for (const r of st.readings) (byInterval[r.intervalStartS] ||= { delta: null, readings: [] }).readings.push(r);
@@ -217,6 +254,39 @@ async function refreshAccount() {
     $("account-body").hidden = true;
     $("account-error").textContent = err.status === 401 ? "The token is invalid or expired: sign in again." : err.message;
   }
+}
+
+// My energy: what my meters measured, per interval (import up, export down).
+function renderMyEnergy(readings) {
+  const imported = readings.reduce((n, r) => n + r.importedWh, 0);
+  const exported = readings.reduce((n, r) => n + r.exportedWh, 0);
+  $("my-energy-facts").innerHTML = [["from the grid and neighbours", kwh(imported)], ["fed in", kwh(exported)],
+    ["intervals metered", readings.length]].map(([k, v]) => `<dt>${k}</dt><dd>${esc(v)}</dd>`).join("");
+  const points = readings.slice().sort((a, b) => a.intervalStartS - b.intervalStartS);
+  const W = 600, H = 160, mid = H / 2, max = Math.max(...points.map((r) => Math.max(r.importedWh, r.exportedWh)), 1);
+  const w = Math.max((W - 20) / Math.max(points.length, 1) - 1, 1);
+  $("my-energy-chart").innerHTML = points.map((r, i) => {
+    const x = 10 + i * (w + 1), up = (r.importedWh * (mid - 6)) / max, down = (r.exportedWh * (mid - 6)) / max;
+    const tip = `<title>${localTime(r.intervalStartS)}: ${kwh(r.importedWh)} in, ${kwh(r.exportedWh)} out</title>`;
+    return `<rect class="energy-in" x="${x}" y="${mid - up}" width="${w}" height="${up}" fill="#b91c1c">${tip}</rect>` +
+      `<rect class="energy-out" x="${x}" y="${mid}" width="${w}" height="${down}" fill="#15803d">${tip}</rect>`;
+  }).join("") + `<line x1="0" x2="${W}" y1="${mid}" y2="${mid}" stroke="#94a3b8"/>`;
+}
+
+// My bill: what I paid and received, each with its direction in words.
+function renderMyBill(st, me) {
+  let bought = 0, sold = 0, fees = 0, boughtWh = 0, soldWh = 0;
+  for (const t of st.trades) {
+    const amount = Math.floor((t.energy_wh * t.price_micro_per_kwh) / 1000);
+    if (t.buyer === me) { bought += amount; fees += t.fee_micro || 0; boughtWh += t.energy_wh; } else { sold += amount; soldWh += t.energy_wh; }
+  }
+  $("my-bill").innerHTML = [
+    [`energy bought from neighbours (${kwh(boughtWh)})`, "paid " + money(bought)],
+    [`energy sold to neighbours (${kwh(soldWh)})`, "received " + money(sold)],
+    ["grid fees for local energy", "paid " + money(fees)],
+    ["all settlements, grid supplier included", net(st.net_settled_micro)],
+    ["escrow left for trading", money(st.escrow_micro)],
+  ].map(([k, v]) => `<tr><th>${esc(k)}</th><td class="bill-amount">${esc(v)}</td></tr>`).join("");
 }
 
 // Recompute each reading's leaf here, fetch its proof, and check it against the root the
@@ -274,6 +344,9 @@ async function refresh() {
     renderChain(chain);
     renderCards(summary, intervals, chain);
     refreshBook(intervals);
+    const newest = intervals.find((iv) => iv.status !== "open");
+    const gridKey = newest ? `${newest.interval_start_s}:${newest.status}` : "";
+    if (gridKey !== lastGridKey) { lastGridKey = gridKey; refreshGrid(); }
     getJSON("/v1/chain/events?limit=15").then(renderEvents).catch(() => {});
   } catch (err) {
     console.error(err);
@@ -296,7 +369,7 @@ function connectEvents() {
     poll(POLL_SLOW_MS);
   });
   for (const kind of ["gate_closed", "settled"]) {
-    source.addEventListener(kind, () => { refresh(); if (kind === "settled") { refreshAccount(); refreshAlerts(); } });
+    source.addEventListener(kind, () => { refresh(); refreshGrid(); if (kind === "settled") refreshAlerts(); });
   }
   source.addEventListener("orders", () => getJSON("/v1/market").then((m) => { market = m; marketAt = Date.now(); }).catch(() => {}));
   source.onerror = () => {
@@ -306,16 +379,18 @@ function connectEvents() {
   };
 }
 
-$("token-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  token = $("token-input").value.trim();
-  sessionStorage.setItem("gridledger-token", token);
-  refreshAccount();
-});
-$("sign-out").addEventListener("click", () => {
-  token = ""; sessionStorage.removeItem("gridledger-token"); $("token-input").value = ""; refreshAccount();
-});
-$("verify").addEventListener("click", verifyStatement);
+function wireAccount() {
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    token = $("token-input").value.trim();
+    sessionStorage.setItem("gridledger-token", token);
+    refreshAccount();
+  });
+  $("sign-out").addEventListener("click", () => {
+    token = ""; sessionStorage.removeItem("gridledger-token"); $("token-input").value = ""; refreshAccount();
+  });
+  $("verify").addEventListener("click", verifyStatement);
+}
 
 async function loadDisplay() {
   try { display = await getJSON("/v1/display"); clockFmt = null; } catch (_) { /* keep the defaults */ }
@@ -323,10 +398,17 @@ async function loadDisplay() {
   document.querySelectorAll("[data-unit=timezone]").forEach((el) => { el.textContent = display.timezone; });
 }
 
-loadDisplay().then(refresh);
-refreshGrid();
-refreshAlerts();
-refreshAccount();
-poll(POLL_FAST_MS);
-connectEvents();
-setInterval(renderClock, 250);
+// Two pages share this script: the market (index.html) and a household's own page.
+const PAGE = document.body.dataset.page || "market";
+if (PAGE === "household") {
+  wireAccount();
+  loadDisplay().then(refreshAccount);
+  setInterval(() => { if (token) refreshAccount(); }, POLL_SLOW_MS);
+} else {
+  loadDisplay().then(refresh);
+  refreshGrid();
+  refreshAlerts();
+  poll(POLL_FAST_MS);
+  connectEvents();
+  setInterval(renderClock, 250);
+}

@@ -1,0 +1,62 @@
+"""The grid as people see it on the map: line loading and bus voltage of one interval.
+
+The power flow is run on the feeder from the interval's metered net energy of each household
+at its bus (SimBench LV grid, pandapower); the background SimBench loads are left out, so the map
+shows what the community itself puts on its grid. Results are cached per interval.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+WH_PER_MWH = 1_000_000
+_lock = threading.Lock()  # pandapower nets are not safe to share between threads
+
+
+def net_wh_by_bus(
+    readings: list[tuple[str, int, int]], owner_of: Mapping[str, str], bus_of: Mapping[str, int]
+) -> dict[int, int]:
+    """(meter, imported_wh, exported_wh) -> net import per bus (negative: the bus feeds in)."""
+    by_bus: dict[int, int] = {}
+    for meter, imported_wh, exported_wh in readings:
+        owner = owner_of.get(meter)
+        if owner is None or owner not in bus_of:
+            continue
+        bus = bus_of[owner]
+        by_bus[bus] = by_bus.get(bus, 0) + imported_wh - exported_wh
+    return by_bus
+
+
+def grid_state(grid_code: str, net_wh: Mapping[int, int], interval_length_s: int) -> dict[str, Any]:
+    """Loading per line (%) and voltage per bus (pu) from one AC power flow."""
+    key = tuple(sorted(net_wh.items()))
+    return _cached_state(grid_code, key, interval_length_s)
+
+
+@lru_cache(maxsize=256)
+def _cached_state(
+    grid_code: str, net_wh: tuple[tuple[int, int], ...], interval_length_s: int
+) -> dict[str, Any]:
+    import pandapower as pp
+
+    from gridledger.iotools.simbench import load_lv_grid
+
+    with _lock:
+        net = load_lv_grid(grid_code)
+        net.load["p_mw"] = 0.0
+        net.load["q_mvar"] = 0.0
+        net.sgen["p_mw"] = 0.0
+        for bus, wh in net_wh:
+            if bus in net.bus.index:
+                p_mw = wh * 3600 / interval_length_s / WH_PER_MWH
+                pp.create_load(net, bus, p_mw=p_mw, name=f"community {bus}")
+        try:
+            pp.runpp(net)
+        except pp.LoadflowNotConverged:
+            return {"converged": False, "lines": {}, "buses": {}}
+        lines = {int(i): round(float(v), 2) for i, v in net.res_line["loading_percent"].items()}
+        buses = {int(i): round(float(v), 4) for i, v in net.res_bus["vm_pu"].items()}
+    return {"converged": True, "lines": lines, "buses": buses}
