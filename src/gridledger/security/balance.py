@@ -42,10 +42,6 @@ BALANCE_FEATURE_NAMES = (
 )
 ONSET_STEP = 24  # intervals: a meter's misreporting may start at any 6-hour step of the span
 COLLINEAR_SHARE = 1e-3  # a column this much explained by those chosen adds nothing
-MAX_UNEXPLAINED = float(__import__("os").environ.get("GL_MU", "1e9"))
-COPY_COSINE = float(
-    __import__("os").environ.get("GL_CC", "0.99")
-)  # columns this alike are copies of one profile: the feeder cannot tell them apart
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ class BalanceResult:
 
 
 @dataclass(frozen=True, eq=False)
-class _LossFit:
+class LossFit:
     coefficients: FloatArray  # feeder ~ c0 * S + c1 * S^2 / mean(S)
     mean_total: float
     noise_share: float  # robust relative spread of the history's residual
@@ -131,14 +127,14 @@ class _LossFit:
         return out
 
 
-def _fit_losses(total: FloatArray, feeder: FloatArray) -> _LossFit:
+def fit_losses(total: FloatArray, feeder: FloatArray) -> LossFit:
     """Gain and losses from the trusted history: feeder = c0 S + c1 S^2 / mean(S)."""
     mean = max(float(total.mean()), 1.0)
     design = np.stack([total, total * total / mean], axis=-1)
     coefficients, *_ = np.linalg.lstsq(design, feeder, rcond=None)
     relative = (feeder - design @ coefficients) / np.maximum(feeder, 1.0)
     spread = 1.4826 * float(np.median(np.abs(relative - np.median(relative))))
-    return _LossFit(np.asarray(coefficients, dtype=np.float64), mean, max(spread, 1e-4))
+    return LossFit(np.asarray(coefficients, dtype=np.float64), mean, max(spread, 1e-4))
 
 
 class BalanceDetector:
@@ -161,7 +157,7 @@ class BalanceDetector:
         reported = reported_wh.astype(np.float64)
         feeder = feeder_wh.astype(np.float64)
         total = reported.sum(axis=0)
-        fit = _fit_losses(total[:HISTORY_INTERVALS], feeder[:HISTORY_INTERVALS])
+        fit = fit_losses(total[:HISTORY_INTERVALS], feeder[:HISTORY_INTERVALS])
         residual = feeder - fit.expected(total)
         sigma = fit.noise_share * np.maximum(feeder, 1.0)
         ends = window_ends()

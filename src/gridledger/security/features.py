@@ -87,7 +87,7 @@ def _replay_features(
     return best_corr, best_l1
 
 
-def _peers(history_level: FloatArray, history_wh: FloatArray) -> npt.NDArray[np.intp]:
+def peers_of(history_level: FloatArray, history_wh: FloatArray) -> npt.NDArray[np.intp]:
     """Per meter, the ``N_PEERS`` others whose daily level moved most like its own in history.
 
     Exact (scaled) copies are skipped: a twin is not a peer, it would hide every deviation.
@@ -118,7 +118,7 @@ def _peer_level_z(
     subtracting the peers' median level is the meter's own deviation.
     """
     history_level = np.log((daily + WINDOW_INTERVALS) / (median_day[:, None] + WINDOW_INTERVALS))
-    peers = _peers(history_level, history_wh)
+    peers = peers_of(history_level, history_wh)
     history_residual = history_level - np.median(history_level[peers], axis=1)
     centre = np.median(history_residual, axis=1)
     spread = np.maximum(
