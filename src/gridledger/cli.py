@@ -732,9 +732,11 @@ def sim(
         if loaded.chain == "memory":
             from gridledger.ledger import Ledger
             from gridledger.sim.chain import LedgerRecorder
+            from gridledger.verifier.panel import DEV_QUORUM, dev_verifier_addresses
 
             start = dt.datetime.combine(loaded.start_date, dt.time(), dt.UTC)
-            recorder = LedgerRecorder(Ledger.deploy("memory"), int(start.timestamp()))
+            ledger = Ledger.deploy("memory", verifiers=dev_verifier_addresses(), quorum=DEV_QUORUM)
+            recorder = LedgerRecorder(ledger, int(start.timestamp()))
         with progress_bar(loaded.name, loaded.n_intervals) as advance:
             result = run_scenario(
                 loaded, lambda done, _total: advance(done), out_dir=out_dir, recorder=recorder
