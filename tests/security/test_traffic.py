@@ -12,6 +12,8 @@ from gridledger.security.traffic import (
     TrafficRule,
     detect_traffic,
     events_from_outcomes,
+    learn_rules,
+    peak_counts,
 )
 
 T0 = 1_700_000_000
@@ -76,3 +78,30 @@ def test_gateway_outcomes_become_events_with_their_reason_codes() -> None:
     ]
     events = events_from_outcomes(outcomes, "10.0.0.1", T0)
     assert [e.code for e in events] == ["accepted", "bad_signature", "duplicate"]
+
+
+def test_limits_learned_from_a_clean_run_flag_a_storm_but_not_a_second_clean_day() -> None:
+    # a clean run where each gateway (one per 10 meters) relays its meters' batches at once
+    clean = [
+        TrafficEvent(T0 + slot * 900, f"gw-{m // 10}", "accepted")
+        for slot in range(96)
+        for m in range(50)
+    ]
+    rules = learn_rules(clean)
+    by_name = {r.name: r for r in rules}
+    assert peak_counts(clean, rules)["request_rate"] == 10
+    assert by_name["request_rate"].max_count == 20  # twice the busiest source's peak
+    assert by_name["auth_failures"].max_count == 3  # never seen clean: the headroom
+    assert detect_traffic(clean, rules) == []
+    storm = [TrafficEvent(T0 + 7_000, "gw-9", "accepted") for _ in range(25)]
+    fails = [TrafficEvent(T0 + 8_000 + i, "10.0.0.9", "auth_failed") for i in range(4)]
+    alerts = detect_traffic(clean + storm + fails, rules)
+    assert {(a.source, a.rule) for a in alerts} == {
+        ("gw-9", "request_rate"),
+        ("10.0.0.9", "auth_failures"),
+    }
+
+
+def test_learning_refuses_a_margin_below_one() -> None:
+    with pytest.raises(ValidationError, match="margin"):
+        learn_rules([], margin=0.5)

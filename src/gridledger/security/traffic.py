@@ -4,14 +4,16 @@ Events are what the gateway and the API already know: a source (client address o
 time and a reason code (the gateway's ``bad_signature``, ``replay``, ``unknown_meter``... plus
 ``auth_failed`` (401), ``rate_limited`` (429) and ``request`` from the API). A rule counts one
 set of codes per source over a sliding window and alerts when the count exceeds its limit; an
-alert is raised once per burst, again only after a quiet full window.
+alert is raised once per burst, again only after a quiet full window. Limits can be learned from
+a clean run (:func:`learn_rules`): a margin over the busiest honest source's peak.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gridledger.errors import ValidationError
 from gridledger.metering.gateway import Outcome
@@ -126,3 +128,41 @@ def events_from_outcomes(
         TrafficEvent(time_s, source, o.code if o.status == "rejected" and o.code else o.status)
         for o in outcomes
     ]
+
+
+def peak_counts(events: Iterable[TrafficEvent], rules: Sequence[TrafficRule]) -> dict[str, int]:
+    """Per rule, the most matching events any one source sent within one of its windows."""
+    peaks = {rule.name: 0 for rule in rules}
+    recent: dict[tuple[str, str], deque[int]] = {}
+    for event in sorted(events, key=lambda e: e.time_s):
+        for rule in rules:
+            if not rule.matches(event.code):
+                continue
+            times = recent.setdefault((event.source, rule.name), deque())
+            times.append(event.time_s)
+            while times[0] <= event.time_s - rule.window_s:
+                times.popleft()
+            peaks[rule.name] = max(peaks[rule.name], len(times))
+    return peaks
+
+
+def learn_rules(
+    clean_events: Iterable[TrafficEvent],
+    rules: Sequence[TrafficRule] = DEFAULT_RULES,
+    margin: float = 2.0,
+    headroom: int = 3,
+) -> tuple[TrafficRule, ...]:
+    """The rules with limits learned from a clean run: ``margin`` times the busiest source's
+    peak, and at least ``headroom`` above it (a rule never seen in a clean run still allows
+    ``headroom`` events, so one mistyped password is not an attack)."""
+    if margin < 1.0:
+        raise ValidationError("margin", f"must be at least 1, got {margin}")
+    if headroom < 1:
+        raise ValidationError("headroom", f"must be at least 1, got {headroom}")
+    peaks = peak_counts(clean_events, rules)
+    return tuple(
+        replace(
+            rule, max_count=max(math.ceil(margin * peaks[rule.name]), peaks[rule.name] + headroom)
+        )
+        for rule in rules
+    )
