@@ -28,6 +28,7 @@ from gridledger.metering import (
 )
 from gridledger.node.market import AUDITOR, GRID_OPERATOR, OPERATOR
 from gridledger.privacy.access_log import record_access
+from gridledger.privacy.erasure import erased_leaves_of
 from gridledger.privacy.keys import leaf_key_of
 from gridledger.store import StoredReading
 
@@ -189,7 +190,8 @@ def add_live_routes(app: FastAPI, ctx: ApiContext) -> None:
         if row.status != "settled" or row.readings_root is None:
             raise ConflictError(f"interval {start} is not anchored yet (status {row.status})")
         key = leaf_key_of(store)
-        proof = reading_proofs(store.readings_in_interval(start), key)[reading_id]
+        erased = erased_leaves_of(store, start, "reading")
+        proof = reading_proofs(store.readings_in_interval(start), key, erased)[reading_id]
         salt = reading_salt(key, stored.reading)
         leaf = reading_leaf(stored.reading, salt)
         on_chain = ctx.chain_view().interval(start)["readings_root"]

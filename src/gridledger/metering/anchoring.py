@@ -55,10 +55,13 @@ def readings_root(readings: Sequence[Reading], key: LeafKey) -> bytes:
     return build_tree(_leaves(readings, key)).root
 
 
-def reading_proofs(stored: Sequence[StoredReading], key: LeafKey) -> dict[int, list[bytes]]:
-    """A Merkle proof per reading id, against ``readings_root`` of the same readings."""
+def reading_proofs(
+    stored: Sequence[StoredReading], key: LeafKey, erased: Sequence[bytes] = ()
+) -> dict[int, list[bytes]]:
+    """A Merkle proof per reading id, against ``readings_root`` of the same readings (plus the
+    leaf hashes of readings ``erased`` on request since the root was committed)."""
     leaves = _leaves([s.reading for s in stored], key)
-    tree = build_tree(leaves)
+    tree = build_tree(leaves + list(erased))
     return {s.id: tree.proof(leaf) for s, leaf in zip(stored, leaves, strict=True)}
 
 

@@ -19,6 +19,7 @@ from gridledger.market import Order, TradeLine, order_leaf, order_salt, trade_le
 from gridledger.merkle import build_tree
 from gridledger.metering import Reading, reading_leaf, reading_salt
 from gridledger.node.interval import signed_order
+from gridledger.privacy.erasure import erased_leaves_of
 from gridledger.privacy.keys import leaf_key_of
 from gridledger.settlement import StatementLine
 from gridledger.settlement.statements import (
@@ -44,10 +45,11 @@ def month_range_s(month: str) -> tuple[int, int]:
 
 
 def _proven(
-    items: Sequence[T], leaf_of: Any, salt_of: Any, mine: Iterable[T]
+    items: Sequence[T], leaf_of: Any, salt_of: Any, mine: Iterable[T], erased: Sequence[bytes] = ()
 ) -> tuple[Proven[T], ...]:
-    """Proofs of ``mine`` with their salts; the other leaves' salts never leave this function."""
-    tree = build_tree([leaf_of(item, salt_of(item)) for item in items])
+    """Proofs of ``mine`` with their salts; the other leaves' salts never leave this function.
+    ``erased``: leaf hashes of records erased on request, still under the committed root."""
+    tree = build_tree([leaf_of(item, salt_of(item)) for item in items] + list(erased))
     return tuple(
         Proven(item, tuple(tree.proof(leaf_of(item, salt))), salt)
         for item, salt in ((item, salt_of(item)) for item in mine)
@@ -87,6 +89,7 @@ def interval_statement(
             order_leaf,
             partial(order_salt, key),
             [o for o in orders if o.participant == participant],
+            erased_leaves_of(store, start_s, "order"),
         ),
         _proven(
             trades,
@@ -99,6 +102,7 @@ def interval_statement(
             reading_leaf,
             partial(reading_salt, key),
             [r for r in readings if r.meter in meters],
+            erased_leaves_of(store, start_s, "reading"),
         ),
         tuple(lines),
         delta,
