@@ -29,10 +29,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the settling worker, once reaped
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed(scenario: Scenario, out_dir: Path | None) -> tuple[ScenarioResult, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
+    """The run, its wall seconds and its CPU seconds (this process and its workers)."""
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu_s()
     result = run_scenario(scenario, out_dir=out_dir, write_files=out_dir is not None)
-    return result, time.perf_counter() - wall, time.process_time() - cpu
+    cpu_s = time.process_time() - cpu + _children_cpu_s() - children
+    return result, time.perf_counter() - wall, cpu_s
 
 
 def kpi_differences(ours: ScenarioResult, theirs: ScenarioResult) -> dict[str, float]:
@@ -70,6 +77,9 @@ def bench_sim(
         "cpu_s": round(cpu_s, 2),
         "cpu_cores_used": round(cpu_s / wall_s, 2) if wall_s else None,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "worker_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
         "rss_before_run_mb": round(rss_before_mb, 1),
         "breakdown_s": {k: round(v, 2) for k, v in result.stage_seconds.items()},
         "ms_per_interval": round(wall_s * 1000 / scenario.n_intervals, 3),
