@@ -16,7 +16,7 @@ const solc = require("solc");
 const ROOT = path.resolve(__dirname, "..");
 const SRC = path.join(ROOT, "src");
 const COMPILER = "0.8.37";
-const CONTRACTS = ["GridToken", "Registry", "Market", "PerTradeSettlement", "Evidence"];
+const CONTRACTS = ["GridToken", "Registry", "Market", "PerTradeSettlement", "Evidence", "Consent"];
 
 function sourceFiles() {
   return fs.readdirSync(SRC).filter((name) => name.endsWith(".sol")).sort();

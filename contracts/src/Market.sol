@@ -55,6 +55,28 @@ import {Registry} from "./Registry.sol";
 /// the operator chooses the deltas: the root's content and the effective-balance check (the
 /// off-chain order book reads escrow + unclaimed) are the operator's. Mixing both paths works, but
 /// direct debits only see claimed escrow.
+///
+/// Verifier quorum: both settle functions also need `attestations`, EIP-712 signatures of at
+/// least Registry.verifierThreshold() distinct registered verifiers (strictly ascending signer
+/// address) over IntervalAttestation(intervalStartS, ordersRoot, resultRoot, readingsRoot,
+/// settlementHash) under this Market's domain ("gridledger", "1", chain id, this address); the
+/// roots are the committed ones, settlementHash is keccak256(abi.encodePacked(entries)) for the
+/// direct path and keccak256(abi.encode(root, creditsMicro, debitsMicro, accountCount)) for the
+/// root path. The operator key alone can therefore commit, but never settle.
+///
+/// Exit without the operator: once no interval has been settled for exitWindowS() seconds
+/// (exitAfterIntervals interval lengths, measured by block.timestamp since the last settlement
+/// or the deploy), any participant may take out its whole escrow with exitWithdraw (or
+/// exitClaimAndWithdraw, which first claims its leaf in the latest settlement root), without a
+/// withdrawal request, lock or operator signature. A stalled operator CAN still commit
+/// intervals (commits do not restart the window), claim roots already posted for accounts
+/// (moving only what the attested roots say), and refuse new orders; it CANNOT settle without
+/// the verifier quorum (so it cannot restart the window alone), move anyone's escrow, change the
+/// verifier set, or stop an exit once the window has passed. Trades of intervals that were
+/// never settled are void. Debit before withdrawal still holds: an account behind the latest
+/// root must claim it first (its leaf is in the book the operator publishes); an account that
+/// never appears in a root after its first deposit cannot prove its position and stays locked.
+/// If the operator resumes with attested settlements, the window closes again.
 contract Market is AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -74,7 +96,8 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         uint64 lastCommittedS;
         uint64 committedCount;
         uint64 settledCount;
-        uint64 rootCount; // settlements made by root; root numbers (rootSeq) are 1..rootCount
+        uint32 rootCount; // settlements made by root; root numbers (rootSeq) are 1..rootCount
+        uint32 lastSettledAtS; // block.timestamp of the last settlement (or the deploy)
     }
 
     /// @dev One slot per account, so a direct settlement and a claim each write one slot.
@@ -102,9 +125,17 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         uint64 unlockAfterSeq;
     }
 
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant ATTESTATION_TYPEHASH = keccak256(
+        "IntervalAttestation(uint64 intervalStartS,bytes32 ordersRoot,bytes32 resultRoot,bytes32 readingsRoot,bytes32 settlementHash)"
+    );
+
     IERC20 public immutable token;
     Registry public immutable registry;
     address public immutable gridOperator;
+    /// @notice Seconds without a settlement after which participants may exit alone.
+    uint256 public immutable exitWindowS;
 
     Progress private _progress;
     mapping(uint64 intervalStartS => Interval) private _intervals;
@@ -131,6 +162,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         uint64 indexed intervalStartS, uint32 indexed rootSeq, bytes32 root, uint256 movedMicro, uint32 accountCount
     );
     event Claimed(address indexed account, uint32 indexed rootSeq, int256 deltaMicro);
+    event ExitWithdrawn(address indexed account, uint256 amountMicro);
 
     error ZeroAddress();
     error ZeroAmount();
@@ -153,14 +185,31 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     error ClaimExceedsPosted(address account, int256 deltaMicro);
     error NotAccountOrOperator(address caller, address account);
     error UnclaimedSettlement(address account, uint32 claimedRootSeq, uint32 rootCount);
+    error LengthMismatch(uint256 expected, uint256 actual);
+    error InvalidExitWindow(uint64 intervalLengthS, uint64 exitAfterIntervals);
+    error NotStalled(uint256 exitOpensAtS, uint256 nowS);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and OPERATOR_ROLE.
-    constructor(IERC20 token_, Registry registry_, address gridOperator_, address admin) {
+    /// @param intervalLengthS market interval length (900 s in gridledger).
+    /// @param exitAfterIntervals intervals without a settlement before participants may exit.
+    constructor(
+        IERC20 token_,
+        Registry registry_,
+        address gridOperator_,
+        address admin,
+        uint64 intervalLengthS,
+        uint64 exitAfterIntervals
+    ) {
         if (address(token_) == address(0) || address(registry_) == address(0)) revert ZeroAddress();
         if (gridOperator_ == address(0) || admin == address(0)) revert ZeroAddress();
+        if (intervalLengthS == 0 || exitAfterIntervals == 0) {
+            revert InvalidExitWindow(intervalLengthS, exitAfterIntervals);
+        }
         token = token_;
         registry = registry_;
         gridOperator = gridOperator_;
+        exitWindowS = uint256(intervalLengthS) * exitAfterIntervals;
+        _progress.lastSettledAtS = SafeCast.toUint32(block.timestamp);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, admin);
     }
@@ -175,6 +224,18 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     /// @notice Move `amountMicro` tokens from the caller into the escrow of `account`.
     function depositFor(address account, uint256 amountMicro) external nonReentrant {
         _deposit(account, amountMicro);
+    }
+
+    /// @notice Escrow `amountsMicro[i]` for `accounts[i]`, paid by the caller with a single
+    /// token transfer of the total.
+    function depositForMany(address[] calldata accounts, uint256[] calldata amountsMicro) external nonReentrant {
+        if (amountsMicro.length != accounts.length) revert LengthMismatch(accounts.length, amountsMicro.length);
+        uint256 total = 0;
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            _credit(accounts[i], amountsMicro[i]);
+            total += amountsMicro[i];
+        }
+        if (total != 0) token.safeTransferFrom(msg.sender, address(this), total);
     }
 
     /// @notice Ask to withdraw `amountMicro`; see the contract notes for when it unlocks.
@@ -205,6 +266,50 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         _withdraw(msg.sender);
     }
 
+    /// @notice Exit without the operator: once the market is stalled (see the contract notes),
+    /// pay out the caller's whole escrow, with no request, lock or operator signature. The caller
+    /// must have claimed the latest settlement root (exitClaimAndWithdraw does both).
+    function exitWithdraw() external nonReentrant {
+        _requireStalled();
+        _exit(msg.sender);
+    }
+
+    /// @notice Claim the caller's leaf in the latest settlement root, then exit (stalled only).
+    function exitClaimAndWithdraw(uint32 rootSeq, int96 cumulativeMicro, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        _requireStalled();
+        if (_accounts[msg.sender].claimedRootSeq < rootSeq) _claim(msg.sender, rootSeq, cumulativeMicro, proof);
+        _exit(msg.sender);
+    }
+
+    /// @notice True once no interval has been settled for exitWindowS() seconds.
+    function isStalled() public view returns (bool) {
+        return block.timestamp >= exitOpensAtS();
+    }
+
+    /// @notice When exits open if nothing is settled before then (unix seconds).
+    function exitOpensAtS() public view returns (uint256) {
+        return uint256(_progress.lastSettledAtS) + exitWindowS;
+    }
+
+    function _requireStalled() private view {
+        uint256 opensAtS = exitOpensAtS();
+        if (block.timestamp < opensAtS) revert NotStalled(opensAtS, block.timestamp);
+    }
+
+    function _exit(address account) private {
+        Account memory acct = _accounts[account];
+        uint32 latestRoot = _progress.rootCount;
+        if (acct.claimedRootSeq != latestRoot) revert UnclaimedSettlement(account, acct.claimedRootSeq, latestRoot);
+        if (acct.escrowMicro == 0) revert ZeroAmount();
+        delete _withdrawals[account];
+        _accounts[account].escrowMicro = 0;
+        emit ExitWithdrawn(account, acct.escrowMicro);
+        token.safeTransfer(account, acct.escrowMicro);
+    }
+
     function _withdraw(address account) private {
         WithdrawalRequest memory request = _withdrawals[account];
         if (request.unlockAfterSeq == 0) revert NoWithdrawalRequested(account);
@@ -213,9 +318,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
             revert WithdrawalLocked(account, request.unlockAfterSeq, state.settledCount);
         }
         Account memory acct = _accounts[account];
-        // rootCount < 2**32: settleIntervalRoot casts it with SafeCast.
-        // forge-lint: disable-next-line(unsafe-typecast)
-        uint32 latestRoot = uint32(state.rootCount);
+        uint32 latestRoot = state.rootCount;
         if (acct.claimedRootSeq != latestRoot) revert UnclaimedSettlement(account, acct.claimedRootSeq, latestRoot);
         uint256 amountMicro = request.amountMicro < acct.escrowMicro ? request.amountMicro : acct.escrowMicro;
         delete _withdrawals[account];
@@ -246,7 +349,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         _intervals[intervalStartS] =
             Interval(ordersRoot, resultRoot, readingsRoot, clearingPriceMicroPerKwh, volumeWh, seq);
         _intervalBySeq[seq] = intervalStartS;
-        _progress = Progress(intervalStartS, seq, state.settledCount, state.rootCount);
+        _progress = Progress(intervalStartS, seq, state.settledCount, state.rootCount, state.lastSettledAtS);
         emit IntervalCommitted(
             intervalStartS, ordersRoot, resultRoot, readingsRoot, clearingPriceMicroPerKwh, volumeWh, seq
         );
@@ -257,13 +360,27 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     /// `uint256(uint160(account)) << 96 | uint96(int96 deltaMicro)`; the deltas must sum to zero.
     /// @dev Gas: one registry read and one escrow SSTORE per entry, no per-entry event; the
     /// IntervalSettled event carries keccak256 of the entries so they can be audited off chain.
-    function settleInterval(uint64 intervalStartS, bytes32[] calldata entries) external onlyRole(OPERATOR_ROLE) {
+    /// @param attestations verifier signatures over attestationDigest(intervalStartS,
+    /// keccak256(abi.encodePacked(entries))), strictly ascending by signer (see the notes).
+    function settleInterval(uint64 intervalStartS, bytes32[] calldata entries, bytes[] calldata attestations)
+        external
+        onlyRole(OPERATOR_ROLE)
+    {
         Progress memory state = _progress;
         _checkSettleable(intervalStartS, state);
+        bytes32 entriesHash = keccak256(abi.encodePacked(entries));
+        registry.checkQuorum(attestationDigest(intervalStartS, entriesHash), attestations);
         (int256 sum, uint256 movedMicro) = _applyEntries(entries);
         if (sum != 0) revert NotBalanced(sum);
-        _progress.settledCount = state.settledCount + 1;
-        emit IntervalSettled(intervalStartS, entries.length, movedMicro, keccak256(abi.encodePacked(entries)));
+        // One SSTORE: the count and the time share the Progress slot.
+        _progress = Progress(
+            state.lastCommittedS,
+            state.committedCount,
+            state.settledCount + 1,
+            state.rootCount,
+            SafeCast.toUint32(block.timestamp)
+        );
+        emit IntervalSettled(intervalStartS, entries.length, movedMicro, entriesHash);
     }
 
     /// @notice Settle a committed interval by a netting root, in O(1) gas: nothing moves until
@@ -274,22 +391,29 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     /// @param creditsMicro sum of this interval's positive deltas; must equal debitsMicro.
     /// @param debitsMicro sum of this interval's negative deltas, as a positive number.
     /// @param accountCount number of leaves, for claimers and auditors (not checked).
+    /// @param attestations verifier signatures over attestationDigest(intervalStartS,
+    /// keccak256(abi.encode(root, creditsMicro, debitsMicro, accountCount))), ascending signers.
     function settleIntervalRoot(
         uint64 intervalStartS,
         bytes32 root,
         uint128 creditsMicro,
         uint128 debitsMicro,
-        uint32 accountCount
+        uint32 accountCount,
+        bytes[] calldata attestations
     ) external onlyRole(OPERATOR_ROLE) {
         Progress memory state = _progress;
         _checkSettleable(intervalStartS, state);
         if (root == bytes32(0)) revert ZeroRoot();
         if (creditsMicro != debitsMicro) revert NotBalanced(int256(uint256(creditsMicro)) - int256(uint256(debitsMicro)));
-        uint32 rootSeq = SafeCast.toUint32(uint256(state.rootCount) + 1);
+        bytes32 settlementHash = keccak256(abi.encode(root, creditsMicro, debitsMicro, accountCount));
+        registry.checkQuorum(attestationDigest(intervalStartS, settlementHash), attestations);
+        uint32 rootSeq = state.rootCount + 1; // checked: reverts past 2**32 - 1 roots
         _settlementRoots[rootSeq] = root;
         NettingCapacity memory capacity = _capacity;
         _capacity = NettingCapacity(capacity.creditsMicro + creditsMicro, capacity.debitsMicro + debitsMicro);
-        _progress = Progress(state.lastCommittedS, state.committedCount, state.settledCount + 1, rootSeq);
+        _progress = Progress(
+            state.lastCommittedS, state.committedCount, state.settledCount + 1, rootSeq, SafeCast.toUint32(block.timestamp)
+        );
         emit IntervalSettledByRoot(intervalStartS, rootSeq, root, creditsMicro, accountCount);
     }
 
@@ -396,6 +520,12 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     }
 
     function _deposit(address account, uint256 amountMicro) private {
+        _credit(account, amountMicro);
+        token.safeTransferFrom(msg.sender, address(this), amountMicro);
+    }
+
+    /// @dev The escrow side of a deposit; the caller moves the tokens.
+    function _credit(address account, uint256 amountMicro) private {
         if (amountMicro == 0) revert ZeroAmount();
         if (!registry.isRegistered(account)) revert UnknownParticipant(account);
         Account storage acct = _accounts[account];
@@ -403,16 +533,37 @@ contract Market is AccessControl, ReentrancyGuardTransient {
         if (escrowMicro == 0) {
             // Netting-root rule (2): an empty escrow has no unclaimed net debit, so the account
             // need not prove anything about roots it may never have been part of.
-            // forge-lint: disable-next-line(unsafe-typecast)
-            uint32 latestRoot = uint32(_progress.rootCount);
+            uint32 latestRoot = _progress.rootCount;
             if (acct.claimedRootSeq < latestRoot) acct.claimedRootSeq = latestRoot;
         }
         acct.escrowMicro = escrowMicro + SafeCast.toUint128(amountMicro);
         emit Deposited(account, msg.sender, amountMicro);
-        token.safeTransferFrom(msg.sender, address(this), amountMicro);
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice The digest verifiers sign for `intervalStartS` (committed roots) and a settlement.
+    function attestationDigest(uint64 intervalStartS, bytes32 settlementHash) public view returns (bytes32) {
+        Interval storage it = _intervals[intervalStartS];
+        bytes32 structHash = keccak256(
+            abi.encode(
+                ATTESTATION_TYPEHASH, intervalStartS, it.ordersRoot, it.resultRoot, it.readingsRoot, settlementHash
+            )
+        );
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    /// @notice EIP-712 domain of orders and attestations ("gridledger", "1", chain, this Market).
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(_DOMAIN_TYPEHASH, keccak256("gridledger"), keccak256("1"), block.chainid, address(this))
+        );
+    }
+
+    /// @notice block.timestamp of the last settlement (or of the deploy, before the first).
+    function lastSettledAtS() external view returns (uint32) {
+        return _progress.lastSettledAtS;
+    }
 
     /// @notice Claimed escrow; unclaimed netting-root payments are not included.
     function escrowOf(address account) external view returns (uint256) {
@@ -435,8 +586,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
     }
 
     function rootCount() external view returns (uint32) {
-        // forge-lint: disable-next-line(unsafe-typecast)
-        return uint32(_progress.rootCount);
+        return _progress.rootCount;
     }
 
     /// @notice Posted minus claimed credits and debits over all roots (upper bounds on what

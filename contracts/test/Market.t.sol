@@ -5,7 +5,7 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 
 import {Market} from "../src/Market.sol";
 import {Registry} from "../src/Registry.sol";
-import {Base} from "./utils/Base.sol";
+import {Base, Attest} from "./utils/Base.sol";
 
 contract MarketTest is Base {
     address internal constant ALICE = address(0xA11CE);
@@ -50,9 +50,9 @@ contract MarketTest is Base {
 
     function test_revert_constructorZeroAddress() public {
         vm.expectRevert(Market.ZeroAddress.selector);
-        new Market(token, registry, address(0), OPERATOR);
+        new Market(token, registry, address(0), OPERATOR, 900, 96);
         vm.expectRevert(Market.ZeroAddress.selector);
-        new Market(token, Registry(address(0)), GRID, OPERATOR);
+        new Market(token, Registry(address(0)), GRID, OPERATOR, 900, 96);
     }
 
     function test_constructorWiring() public view {
@@ -247,15 +247,15 @@ contract MarketTest is Base {
     function test_revert_settleUncommittedTwiceOrOutOfOrder() public {
         vm.startPrank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.NotCommitted.selector, T0));
-        market.settleInterval(T0, _empty());
+        market.settleInterval(T0, _empty(), Attest.entries(market, T0, _empty()));
         market.commitInterval(T0, 0, 0, 0, 0, 0);
         market.commitInterval(T0 + 900, 0, 0, 0, 0, 0);
         vm.expectRevert(abi.encodeWithSelector(Market.SettleOutOfOrder.selector, T0 + 900, T0));
-        market.settleInterval(T0 + 900, _empty());
-        market.settleInterval(T0, _empty());
+        market.settleInterval(T0 + 900, _empty(), Attest.entries(market, T0 + 900, _empty()));
+        market.settleInterval(T0, _empty(), Attest.entries(market, T0, _empty()));
         vm.expectRevert(abi.encodeWithSelector(Market.AlreadySettled.selector, T0));
-        market.settleInterval(T0, _empty());
-        market.settleInterval(T0 + 900, _empty());
+        market.settleInterval(T0, _empty(), Attest.entries(market, T0, _empty()));
+        market.settleInterval(T0 + 900, _empty(), Attest.entries(market, T0 + 900, _empty()));
         vm.stopPrank();
     }
 
@@ -263,7 +263,7 @@ contract MarketTest is Base {
         _commit(T0);
         vm.prank(BOB);
         vm.expectRevert(_unauthorized(BOB));
-        market.settleInterval(T0, _empty());
+        market.settleInterval(T0, _empty(), Attest.entries(market, T0, _empty()));
     }
 
     function test_revert_notBalanced() public {
@@ -271,7 +271,7 @@ contract MarketTest is Base {
         _commit(T0);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.NotBalanced.selector, int256(-1)));
-        market.settleInterval(T0, _pair(ALICE, 99, BOB, -100));
+        market.settleInterval(T0, _pair(ALICE, 99, BOB, -100), Attest.entries(market, T0, _pair(ALICE, 99, BOB, -100)));
     }
 
     function test_revert_insufficientEscrow() public {
@@ -279,7 +279,7 @@ contract MarketTest is Base {
         _commit(T0);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.InsufficientEscrow.selector, BOB, 100, 101));
-        market.settleInterval(T0, _pair(ALICE, 101, BOB, -101));
+        market.settleInterval(T0, _pair(ALICE, 101, BOB, -101), Attest.entries(market, T0, _pair(ALICE, 101, BOB, -101)));
     }
 
     function test_revert_suspendedCannotTrade() public {
@@ -289,10 +289,10 @@ contract MarketTest is Base {
         registry.suspend(ALICE);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.ParticipantNotActive.selector, ALICE));
-        market.settleInterval(T0, _pair(ALICE, 10, BOB, -10));
+        market.settleInterval(T0, _pair(ALICE, 10, BOB, -10), Attest.entries(market, T0, _pair(ALICE, 10, BOB, -10)));
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.ParticipantNotActive.selector, address(0xDEAD)));
-        market.settleInterval(T0, _pair(address(0xDEAD), 10, BOB, -10));
+        market.settleInterval(T0, _pair(address(0xDEAD), 10, BOB, -10), Attest.entries(market, T0, _pair(address(0xDEAD), 10, BOB, -10)));
     }
 
     function test_revert_entriesUnsortedOrDuplicate() public {
@@ -303,17 +303,17 @@ contract MarketTest is Base {
         entries[1] = _entry(BOB, -10);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.EntriesNotSorted.selector, 1));
-        market.settleInterval(T0, entries);
+        market.settleInterval(T0, entries, Attest.entries(market, T0, entries));
         entries[0] = _entry(BOB, -10);
         entries[1] = _entry(BOB, 10);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.EntriesNotSorted.selector, 1));
-        market.settleInterval(T0, entries);
+        market.settleInterval(T0, entries, Attest.entries(market, T0, entries));
         entries = new bytes32[](1);
         entries[0] = _entry(address(0), 0);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.EntriesNotSorted.selector, 0));
-        market.settleInterval(T0, entries);
+        market.settleInterval(T0, entries, Attest.entries(market, T0, entries));
     }
 
     // ---------------------------------------------------------------- fuzz
@@ -338,7 +338,7 @@ contract MarketTest is Base {
         bool feasible = (payA >= 0 || uint256(-payA) <= fundA) && (payB >= 0 || uint256(-payB) <= fundB);
         vm.prank(OPERATOR);
         if (!feasible) vm.expectRevert();
-        market.settleInterval(T0, entries);
+        market.settleInterval(T0, entries, Attest.entries(market, T0, entries));
         if (feasible) {
             vm.assertEq(int256(market.escrowOf(ALICE)), int256(uint256(fundA)) + payA, "alice");
             vm.assertEq(int256(market.escrowOf(BOB)), int256(uint256(fundB)) + payB, "bob");
@@ -354,7 +354,7 @@ contract MarketTest is Base {
         _commit(T0);
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.NotBalanced.selector, int256(a) + int256(b)));
-        market.settleInterval(T0, _pair(ALICE, a, BOB, b));
+        market.settleInterval(T0, _pair(ALICE, a, BOB, b), Attest.entries(market, T0, _pair(ALICE, a, BOB, b)));
     }
 
     function testFuzz_commitIdsStrictlyIncrease(uint64 first, uint64 second) public {

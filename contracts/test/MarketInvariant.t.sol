@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {GridToken} from "../src/GridToken.sol";
 import {Market} from "../src/Market.sol";
 import {Registry} from "../src/Registry.sol";
-import {Base, Vm} from "./utils/Base.sol";
+import {Base, Vm, Attest} from "./utils/Base.sol";
 
 /// Drives the market the way the operator and participants can, and records in ghost flags
 /// anything that should have been impossible (the invariants then assert the flags stay false).
@@ -96,7 +96,7 @@ contract MarketHandler {
         uint64 id = market.intervalAt(settled + 1);
         (bytes32[] memory entries, bool anySuspended) = _randomEntries(seed);
         vm.prank(operator);
-        try market.settleInterval(id, entries) {
+        try market.settleInterval(id, entries, Attest.entries(market, id, entries)) {
             ghostSettles += 1;
             if (anySuspended) suspendedTraded = true;
         } catch {}
@@ -133,7 +133,7 @@ contract MarketHandler {
         if (settled == 0) return;
         uint64 id = market.intervalAt(1 + uint64(seed % settled));
         vm.prank(operator);
-        try market.settleInterval(id, new bytes32[](0)) {
+        try market.settleInterval(id, new bytes32[](0), Attest.entries(market, id, new bytes32[](0))) {
             doubleSettled = true;
         } catch {}
     }
@@ -145,7 +145,7 @@ contract MarketHandler {
         bytes32[] memory entries = new bytes32[](1);
         entries[0] = bytes32((uint256(uint160(_actor(seed))) << 96) | uint256(uint96(int96(skew))));
         vm.prank(operator);
-        try market.settleInterval(id, entries) {
+        try market.settleInterval(id, entries, Attest.entries(market, id, entries)) {
             unbalancedSettled = true;
         } catch {}
     }
@@ -163,7 +163,7 @@ contract MarketHandler {
             (, uint64 committed, uint64 settled) = market.progress();
             uint64 id = market.intervalAt(settled + 1);
             if (settled < committed) {
-                try market.settleInterval(id, new bytes32[](0)) {
+                try market.settleInterval(id, new bytes32[](0), Attest.entries(market, id, new bytes32[](0))) {
                     ok = true;
                 } catch {}
             }

@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 
 import {Market} from "../src/Market.sol";
-import {Base} from "./utils/Base.sol";
+import {Base, Attest} from "./utils/Base.sol";
 import {NettingTree} from "./utils/Merkle.sol";
 
 /// The netting-root settlement path: settleIntervalRoot, claim, claimMany, claimAndWithdraw.
@@ -47,7 +47,7 @@ contract NettingTest is Base {
         tree = NettingTree.layers(leaves);
         _commit(id);
         vm.prank(OPERATOR);
-        market.settleIntervalRoot(id, NettingTree.root(tree), movedMicro, movedMicro, uint32(accounts.length));
+        market.settleIntervalRoot(id, NettingTree.root(tree), movedMicro, movedMicro, uint32(accounts.length), Attest.root(market, id, NettingTree.root(tree), movedMicro, movedMicro, uint32(accounts.length)));
     }
 
     function _claim(address caller, uint256 index, uint32 rootSeq, int96 cumulative, bytes32[][] memory tree)
@@ -75,7 +75,7 @@ contract NettingTest is Base {
         vm.expectEmit(true, true, false, true);
         emit IntervalSettledByRoot(T0, 1, leaves[0], 250, 4);
         vm.prank(OPERATOR);
-        market.settleIntervalRoot(T0, leaves[0], 250, 250, 4);
+        market.settleIntervalRoot(T0, leaves[0], 250, 250, 4, Attest.root(market, T0, leaves[0], 250, 250, 4));
         (,, uint64 settled) = market.progress();
         vm.assertEq(settled, 1, "settled count");
         vm.assertEq(market.rootCount(), 1, "root count");
@@ -95,18 +95,18 @@ contract NettingTest is Base {
     function test_revert_settleRootErrors() public {
         vm.prank(OPERATOR);
         vm.expectRevert(abi.encodeWithSelector(Market.NotCommitted.selector, T0));
-        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0);
+        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0, Attest.root(market, T0, bytes32(uint256(1)), 0, 0, 0));
         _commit(T0);
         vm.startPrank(OPERATOR);
         vm.expectRevert(Market.ZeroRoot.selector);
-        market.settleIntervalRoot(T0, bytes32(0), 0, 0, 0);
+        market.settleIntervalRoot(T0, bytes32(0), 0, 0, 0, Attest.root(market, T0, bytes32(0), 0, 0, 0));
         vm.expectRevert(abi.encodeWithSelector(Market.NotBalanced.selector, int256(-1)));
-        market.settleIntervalRoot(T0, bytes32(uint256(1)), 1, 2, 0);
-        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0);
+        market.settleIntervalRoot(T0, bytes32(uint256(1)), 1, 2, 0, Attest.root(market, T0, bytes32(uint256(1)), 1, 2, 0));
+        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0, Attest.root(market, T0, bytes32(uint256(1)), 0, 0, 0));
         vm.expectRevert(abi.encodeWithSelector(Market.AlreadySettled.selector, T0));
-        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0);
+        market.settleIntervalRoot(T0, bytes32(uint256(1)), 0, 0, 0, Attest.root(market, T0, bytes32(uint256(1)), 0, 0, 0));
         vm.expectRevert(abi.encodeWithSelector(Market.AlreadySettled.selector, T0));
-        market.settleInterval(T0, _empty());
+        market.settleInterval(T0, _empty(), Attest.entries(market, T0, _empty()));
         vm.stopPrank();
         vm.prank(ALICE);
         vm.expectRevert(
@@ -114,7 +114,7 @@ contract NettingTest is Base {
                 IAccessControl.AccessControlUnauthorizedAccount.selector, ALICE, keccak256("OPERATOR_ROLE")
             )
         );
-        market.settleIntervalRoot(T0 + 900, bytes32(uint256(1)), 0, 0, 0);
+        market.settleIntervalRoot(T0 + 900, bytes32(uint256(1)), 0, 0, 0, Attest.root(market, T0 + 900, bytes32(uint256(1)), 0, 0, 0));
     }
 
     // ---------------------------------------------------------------- claims

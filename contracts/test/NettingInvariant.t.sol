@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {GridToken} from "../src/GridToken.sol";
 import {Market} from "../src/Market.sol";
 import {Registry} from "../src/Registry.sol";
-import {Base, Vm} from "./utils/Base.sol";
+import {Base, Vm, Attest} from "./utils/Base.sol";
 import {NettingTree} from "./utils/Merkle.sol";
 
 /// Drives the netting-root path (with direct settlements, deposits and withdrawals mixed in) as an
@@ -134,7 +134,7 @@ contract NettingHandler {
         }
         bytes32 root = NettingTree.root(_tree(rootSeq));
         vm.prank(operator);
-        market.settleIntervalRoot(id, root, uint128(moved), uint128(moved), uint32(N));
+        market.settleIntervalRoot(id, root, uint128(moved), uint128(moved), uint32(N), Attest.root(market, id, root, uint128(moved), uint128(moved), uint32(N)));
         ghostRoots += 1;
     }
 
@@ -155,7 +155,7 @@ contract NettingHandler {
         }
         _sortInPlace(entries);
         vm.prank(operator);
-        market.settleInterval(id, entries);
+        market.settleInterval(id, entries, Attest.entries(market, id, entries));
     }
 
     /// The account (or the operator) claims a random root at or after its last claim.

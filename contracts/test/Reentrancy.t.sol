@@ -6,7 +6,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {Market} from "../src/Market.sol";
 import {Registry} from "../src/Registry.sol";
-import {Base} from "./utils/Base.sol";
+import {Base, Attest} from "./utils/Base.sol";
 
 /// A token that calls back into whoever it is told to on every transfer, before moving funds.
 contract HookToken is ERC20 {
@@ -93,9 +93,9 @@ contract ReentrancyTest is Base {
     uint64 internal constant T0 = 1_700_000_100;
 
     function setUp() public {
-        registry = new Registry(OPERATOR);
+        registry = new Registry(OPERATOR, Attest.verifiers(), Attest.QUORUM);
         hookToken = new HookToken();
-        hookMarket = new Market(hookToken, registry, GRID, OPERATOR);
+        hookMarket = new Market(hookToken, registry, GRID, OPERATOR, 900, 96);
         attacker = new Attacker(hookMarket);
         vm.prank(OPERATOR);
         registry.addParticipant(address(attacker), Registry.Role.Prosumer, 1);
@@ -105,7 +105,7 @@ contract ReentrancyTest is Base {
         attacker.requestWithdrawal(1_000);
         vm.startPrank(OPERATOR);
         hookMarket.commitInterval(T0, 0, 0, 0, 0, 0);
-        hookMarket.settleInterval(T0, new bytes32[](0));
+        hookMarket.settleInterval(T0, new bytes32[](0), Attest.entries(hookMarket, T0, new bytes32[](0)));
         vm.stopPrank();
         hookToken.setHook(address(attacker));
     }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {Base} from "./utils/Base.sol";
+import {Base, Attest} from "./utils/Base.sol";
 
 /// Gas of settleInterval for N entries, as a whole transaction would pay on a cancun chain:
 /// execution (measured) + 21,000 intrinsic + calldata (4 per zero byte, 16 per other byte).
 /// Accounts are written straight into storage in setUp (a separate transaction for forge, so the
 /// slots are cold in the test, as on a real chain); every account already holds escrow, the
-/// steady state, so each credit is a nonzero-to-nonzero SSTORE. Print with `forge test -vv`.
+/// steady state, so each credit is a nonzero-to-nonzero SSTORE. Every settlement carries three
+/// verifier attestations. Print with `forge test -vv`.
 abstract contract SettleGasBench is Base {
     uint64 internal constant T0 = 1_700_000_100;
     uint256 internal constant BLOCK_GAS_LIMIT = 30_000_000;
@@ -37,14 +38,16 @@ abstract contract SettleGasBench is Base {
 
     function test_settleGas() public {
         bytes32[] memory batch = entries;
-        bytes memory data = abi.encodeCall(market.settleInterval, (T0, batch));
+        // Three verifier attestations (the quorum is 2; a third costs what it costs).
+        bytes[] memory att = Attest.sign(Attest.digest(market, T0, keccak256(abi.encodePacked(batch))), 3);
+        bytes memory data = abi.encodeCall(market.settleInterval, (T0, batch, att));
         uint256 calldataGas;
         for (uint256 i = 0; i < data.length; ++i) {
             calldataGas += data[i] == 0 ? 4 : 16;
         }
         vm.prank(OPERATOR);
         uint256 before = gasleft();
-        market.settleInterval(T0, batch);
+        market.settleInterval(T0, batch, att);
         uint256 execution = before - gasleft();
         uint256 total = 21_000 + calldataGas + execution;
         emit log_named_uint("entries", batch.length);

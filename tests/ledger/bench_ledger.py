@@ -14,14 +14,15 @@ import time
 from pathlib import Path
 
 from gridledger.eip712 import address_of, key_from_seed
-from gridledger.ledger import Ledger, Role
+from gridledger.ledger import Role
+from tests.ledger.conftest import deploy, panel
 
 T0 = 1_700_000_100
 ROOT = b"\x11" * 32
 
 
 def throughput(chain: str, intervals: int = 100) -> float:
-    ledger = Ledger.deploy(chain)
+    ledger = deploy(chain)
     a, b = (address_of(key_from_seed(f"bench:{x}")) for x in "ab")
     ledger.add_participant(a, Role.PROSUMER, 1)
     ledger.add_participant(b, Role.CONSUMER, 1)
@@ -31,12 +32,12 @@ def throughput(chain: str, intervals: int = 100) -> float:
     for i in range(intervals):
         start_s = T0 + 900 * i
         ledger.commit_interval(start_s, ROOT, ROOT, ROOT, 250_000, 1_000)
-        ledger.settle_interval(start_s, {a: 1_000, b: -1_020, grid: 20})
+        ledger.settle_direct(start_s, {a: 1_000, b: -1_020, grid: 20}, panel(ledger))
     return 2 * intervals / (time.perf_counter() - started)
 
 
 def settle_gas(chain: str, n: int) -> int:
-    ledger = Ledger.deploy(chain)
+    ledger = deploy(chain)
     accounts = [address_of(key_from_seed(f"bench:{n}:{i}")) for i in range(n)]
     for account in accounts:
         ledger.add_participant(account, Role.PROSUMER, 1)
@@ -44,7 +45,7 @@ def settle_gas(chain: str, n: int) -> int:
     half = n // 2
     deltas = {acc: (-100 if i < half else 100) for i, acc in enumerate(accounts[: 2 * half])}
     ledger.commit_interval(T0, ROOT, ROOT, ROOT, 1, 1)
-    return ledger.settle_interval(T0, deltas).gas_used
+    return ledger.settle_direct(T0, deltas, panel(ledger)).gas_used
 
 
 def main(argv: list[str]) -> None:

@@ -8,6 +8,12 @@ import pytest
 
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.ledger import Ledger, Role
+from gridledger.verifier.panel import (
+    DEV_QUORUM,
+    InProcessVerifiers,
+    dev_verifier_addresses,
+    dev_verifier_keys,
+)
 
 ETH_WEI = 10**18
 
@@ -23,9 +29,24 @@ def party(name: str) -> Party:
     return Party(key, address_of(key))
 
 
+def deploy(chain: str, **kwargs: object) -> Ledger:
+    """A fresh deployment with the dev verifier set (3 keys, quorum 2)."""
+    return Ledger.deploy(
+        chain,
+        verifiers=dev_verifier_addresses(),
+        quorum=DEV_QUORUM,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def panel(ledger: Ledger) -> InProcessVerifiers:
+    """The dev verifiers of `ledger`, signing whatever they are asked."""
+    return InProcessVerifiers(dev_verifier_keys(), domain=ledger.domain)
+
+
 @pytest.fixture
 def ledger(chain_url: str) -> Ledger:
-    return Ledger.deploy(chain_url)
+    return deploy(chain_url)
 
 
 @pytest.fixture

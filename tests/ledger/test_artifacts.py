@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gridledger.ledger import Ledger
 from gridledger.ledger.artifacts import CONTRACT_NAMES, load_artifact
+from tests.ledger.conftest import deploy
 from tests.support.services import REPO, in_ci
 
 CONTRACTS = REPO / "contracts"
@@ -51,7 +51,7 @@ def test_source_hash_covers_exactly_the_current_sources() -> None:
 
 def test_deployed_code_is_the_artifact_runtime_code() -> None:
     # Market holds immutables (addresses patched in at deploy), so only these two compare as-is.
-    ledger = Ledger.deploy("memory")
+    ledger = deploy("memory")
     for name, address in (
         ("GridToken", ledger.deployment.token),
         ("Registry", ledger.deployment.registry),

@@ -30,7 +30,7 @@ def test_bench_chain_reports_the_comparison() -> None:
     assert report["model"]["trades_per_participant"] == 2.0
     # Direct: one SSTORE per account (~9.3k); the root: O(1); claims: one per account per day.
     assert 8_000 < report["direct"]["gas_per_entry"] < 12_000
-    assert root["settle_root_gas"] < 100_000
+    assert root["settle_root_gas"] < 130_000  # O(1): ~64k + three verifier attestations
     assert 10_000 < root["claim_gas_batched"] < 30_000
     assert 25_000 < baseline["gas_per_trade"] < 60_000
     assert report["ratio_vs_baseline"]["netting_root_daily_claims"] >= 20

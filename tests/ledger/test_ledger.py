@@ -7,7 +7,7 @@ import pytest
 from gridledger.eip712 import Domain
 from gridledger.errors import ChainUnavailable, ContractRevert, ValidationError
 from gridledger.ledger import Deployment, Ledger, Role
-from tests.ledger.conftest import Party, party
+from tests.ledger.conftest import Party, deploy, panel, party
 
 T0 = 1_700_000_100  # interval starts used below: T0, T0 + 900, ...
 ROOT_A, ROOT_B, ROOT_C = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
@@ -95,7 +95,7 @@ def test_settle_moves_escrow_exactly(ledger: Ledger, alice: Party, bob: Party) -
     ledger.deposit_for(bob.address, 1_000_000)
     commit(ledger, T0)
     deltas = {alice.address: 250_000, bob.address: -270_000, grid: 20_000}
-    ledger.settle_interval(T0, deltas)
+    ledger.settle_direct(T0, deltas, panel(ledger))
     assert ledger.escrow_of(alice.address) == 250_000
     assert ledger.escrow_of(bob.address) == 730_000
     assert ledger.escrow_of(grid) == 20_000
@@ -109,17 +109,17 @@ def test_settle_twice_uncommitted_or_out_of_order_reverts(
     ledger: Ledger, alice: Party, bob: Party
 ) -> None:
     with pytest.raises(ContractRevert, match=r"NotCommitted\(1700000100\)"):
-        ledger.settle_interval(T0, {})
+        ledger.settle_direct(T0, {}, panel(ledger))
     commit(ledger, T0)
     commit(ledger, T0 + 900)
     with pytest.raises(ContractRevert) as info:
-        ledger.settle_interval(T0 + 900, {})
+        ledger.settle_direct(T0 + 900, {}, panel(ledger))
     assert (info.value.error_name, info.value.error_args) == ("SettleOutOfOrder", (T0 + 900, T0))
-    ledger.settle_interval(T0, {})
+    ledger.settle_direct(T0, {}, panel(ledger))
     with pytest.raises(ContractRevert) as info:
-        ledger.settle_interval(T0, {})
+        ledger.settle_direct(T0, {}, panel(ledger))
     assert (info.value.error_name, info.value.error_args) == ("AlreadySettled", (T0,))
-    ledger.settle_interval(T0 + 900, {})
+    ledger.settle_direct(T0 + 900, {}, panel(ledger))
     assert ledger.progress() == (T0 + 900, 2, 2)
 
 
@@ -129,10 +129,10 @@ def test_unbalanced_or_unfunded_settlement_reverts(
     ledger.deposit_for(bob.address, 100)
     commit(ledger, T0)
     with pytest.raises(ContractRevert) as info:
-        ledger.settle_interval(T0, {alice.address: 100, bob.address: -99})
+        ledger.settle_direct(T0, {alice.address: 100, bob.address: -99}, panel(ledger))
     assert (info.value.error_name, info.value.error_args) == ("NotBalanced", (1,))
     with pytest.raises(ContractRevert) as info:
-        ledger.settle_interval(T0, {alice.address: 101, bob.address: -101})
+        ledger.settle_direct(T0, {alice.address: 101, bob.address: -101}, panel(ledger))
     assert info.value.error_name == "InsufficientEscrow"
     assert info.value.error_args == (bob.address, 100, 101)
     assert not ledger.interval(T0).settled
@@ -145,7 +145,7 @@ def test_suspended_participant_cannot_be_settled(ledger: Ledger, alice: Party, b
     ledger.suspend(alice.address)
     assert not ledger.is_active(alice.address)
     with pytest.raises(ContractRevert) as info:
-        ledger.settle_interval(T0, {alice.address: 50, bob.address: -50})
+        ledger.settle_direct(T0, {alice.address: 50, bob.address: -50}, panel(ledger))
     assert (info.value.error_name, info.value.error_args) == (
         "ParticipantNotActive",
         (alice.address,),
@@ -153,7 +153,7 @@ def test_suspended_participant_cannot_be_settled(ledger: Ledger, alice: Party, b
     with pytest.raises(ContractRevert, match="AlreadySuspended"):
         ledger.suspend(alice.address)
     ledger.reinstate(alice.address)
-    ledger.settle_interval(T0, {alice.address: 50, bob.address: -50})
+    ledger.settle_direct(T0, {alice.address: 50, bob.address: -50}, panel(ledger))
     assert ledger.escrow_of(alice.address) == 50
 
 
@@ -162,7 +162,7 @@ def test_unregistered_account_cannot_be_settled(ledger: Ledger, bob: Party) -> N
     commit(ledger, T0)
     stranger = party("stranger").address
     with pytest.raises(ContractRevert, match="ParticipantNotActive"):
-        ledger.settle_interval(T0, {stranger: 10, bob.address: -10})
+        ledger.settle_direct(T0, {stranger: 10, bob.address: -10}, panel(ledger))
 
 
 def test_only_the_operator_commits(ledger: Ledger, alice: Party) -> None:
@@ -191,11 +191,11 @@ def test_withdrawal_waits_for_the_open_interval(ledger: Ledger, alice: Party, bo
         "WithdrawalLocked",
         (alice.address, 2, 0),
     )
-    ledger.settle_interval(T0, {alice.address: -200_000, bob.address: 200_000})
+    ledger.settle_direct(T0, {alice.address: -200_000, bob.address: 200_000}, panel(ledger))
     commit(ledger, T0 + 900)
     with pytest.raises(ContractRevert, match="WithdrawalLocked"):
         client.withdraw()  # T0+900 was open at request time and is not settled yet
-    ledger.settle_interval(T0 + 900, {})
+    ledger.settle_direct(T0 + 900, {}, panel(ledger))
     client.withdraw()
     # Settlement spent 200,000 of the 600,000, so only min(500,000, 400,000) leaves.
     assert ledger.escrow_of(alice.address) == 0
@@ -215,7 +215,9 @@ def test_escrow_is_conserved_over_intervals(ledger: Ledger, alice: Party, bob: P
         commit(ledger, T0 + 900 * i)
         buyer, seller = accounts[i % 3], accounts[(i + 1) % 3]
         paid = 10_000 * (i + 1)
-        ledger.settle_interval(T0 + 900 * i, {buyer: -paid - 100, seller: paid, grid: 100})
+        ledger.settle_direct(
+            T0 + 900 * i, {buyer: -paid - 100, seller: paid, grid: 100}, panel(ledger)
+        )
     escrows = [ledger.escrow_of(a) for a in accounts]
     assert sum(escrows) == ledger.token_balance_of(ledger.deployment.market) == 3_000_000
     assert escrows[3] == 500
@@ -258,10 +260,10 @@ def test_out_of_range_delta_is_rejected_before_sending(ledger: Ledger, alice: Pa
     commit(ledger, T0)
     sent = ledger.stats.tx_count
     with pytest.raises(ValidationError):
-        ledger.settle_interval(T0, {alice.address: 1 << 95})
+        ledger.settle_direct(T0, {alice.address: 1 << 95}, panel(ledger))
     assert ledger.stats.tx_count == sent
 
 
 def test_unreachable_node_is_chain_unavailable() -> None:
     with pytest.raises(ChainUnavailable, match=r"127\.0\.0\.1:9"):
-        Ledger.deploy("http://127.0.0.1:9")
+        deploy("http://127.0.0.1:9")

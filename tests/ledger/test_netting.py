@@ -8,7 +8,7 @@ from gridledger.errors import ConflictError, ContractRevert, NotFoundError, Vali
 from gridledger.ledger import Ledger, NettingBook, NettingClaim
 from gridledger.ledger.netting import netting_leaf
 from gridledger.merkle import verify_proof
-from tests.ledger.conftest import Party, party
+from tests.ledger.conftest import Party, panel, party
 
 T0 = 1_700_000_100
 ROOT = b"\x11" * 32
@@ -24,10 +24,10 @@ def test_root_settles_in_o1_and_claims_move_escrow(
     grid = ledger.deployment.grid_operator
     ledger.deposit_for(bob.address, 1_000_000)
     commit(ledger, T0)
-    result = ledger.settle_interval_root(
-        T0, {alice.address: 250_000, bob.address: -270_000, grid: 20_000}
+    result = ledger.settle_by_root(
+        T0, {alice.address: 250_000, bob.address: -270_000, grid: 20_000}, panel(ledger)
     )
-    assert result.gas_used < 100_000
+    assert result.gas_used < 150_000  # O(1): the root, its totals and three attestations
     assert ledger.root_count() == 1 and ledger.interval(T0).settled
     assert ledger.settlement_root(1) == ledger.netting.root().root
     assert ledger.netting_capacity() == (270_000, 270_000)
@@ -54,9 +54,9 @@ def test_one_claim_catches_up_and_debit_comes_before_withdrawal(
     bob_client = ledger.participant_client(bob.key)
     bob_client.request_withdrawal(1_000_000)
     commit(ledger, T0)
-    ledger.settle_interval_root(T0, {alice.address: 100_000, bob.address: -100_000})
+    ledger.settle_by_root(T0, {alice.address: 100_000, bob.address: -100_000}, panel(ledger))
     commit(ledger, T0 + 900)
-    ledger.settle_interval_root(T0 + 900, {alice.address: 50_000, bob.address: -50_000})
+    ledger.settle_by_root(T0 + 900, {alice.address: 50_000, bob.address: -50_000}, panel(ledger))
     with pytest.raises(ContractRevert) as info:
         bob_client.withdraw()
     assert (info.value.error_name, info.value.error_args) == (
@@ -73,7 +73,7 @@ def test_one_claim_catches_up_and_debit_comes_before_withdrawal(
     # Already at the newest root: claim_and_withdraw just withdraws.
     alice_client.request_withdrawal(150_000)
     commit(ledger, T0 + 1_800)
-    ledger.settle_interval(T0 + 1_800, {})
+    ledger.settle_direct(T0 + 1_800, {}, panel(ledger))
     alice_client.claim_and_withdraw()
     assert ledger.token_balance_of(alice.address) == 150_000
 
@@ -81,7 +81,7 @@ def test_one_claim_catches_up_and_debit_comes_before_withdrawal(
 def test_forged_double_and_foreign_claims_revert(ledger: Ledger, alice: Party, bob: Party) -> None:
     ledger.deposit_for(bob.address, 1_000)
     commit(ledger, T0)
-    ledger.settle_interval_root(T0, {alice.address: 300, bob.address: -300})
+    ledger.settle_by_root(T0, {alice.address: 300, bob.address: -300}, panel(ledger))
     genuine = ledger.netting.claim(alice.address)
     forged = NettingClaim(alice.address, 1, 301, genuine.proof)
     with pytest.raises(ContractRevert) as info:
@@ -108,8 +108,8 @@ def test_book_checks_and_round_trips(ledger: Ledger, alice: Party, bob: Party) -
     ledger.deposit_for(bob.address, 1_000)
     commit(ledger, T0)
     with pytest.raises(ValidationError, match="sum to 1"):
-        ledger.settle_interval_root(T0, {alice.address: 1})
-    ledger.settle_interval_root(T0, {alice.address: 290, bob.address: -300, grid: 10})
+        ledger.settle_by_root(T0, {alice.address: 1}, panel(ledger))
+    ledger.settle_by_root(T0, {alice.address: 290, bob.address: -300, grid: 10}, panel(ledger))
     copy = NettingBook.from_json(ledger.netting.to_json())
     assert copy.to_json() == ledger.netting.to_json()
     assert copy.root().root == ledger.settlement_root(1)
@@ -122,18 +122,18 @@ def test_book_checks_and_round_trips(ledger: Ledger, alice: Party, bob: Party) -
     other = Ledger.attach(ledger.chain, ledger.deployment)
     commit(ledger, T0 + 900)
     with pytest.raises(ConflictError, match="book is at root 0"):
-        other.settle_interval_root(T0 + 900, {})
+        other.settle_by_root(T0 + 900, {}, panel(other))
     attached = Ledger.attach(ledger.chain, ledger.deployment, netting=copy)
-    attached.settle_interval_root(T0 + 900, {})
+    attached.settle_by_root(T0 + 900, {}, panel(attached))
     assert attached.netting.latest_root_seq == 2 and ledger.root_count() == 2
 
 
 def test_direct_settlement_still_works_alongside(ledger: Ledger, alice: Party, bob: Party) -> None:
     ledger.deposit_for(bob.address, 1_000)
     commit(ledger, T0)
-    ledger.settle_interval(T0, {alice.address: 100, bob.address: -100})
+    ledger.settle_direct(T0, {alice.address: 100, bob.address: -100}, panel(ledger))
     commit(ledger, T0 + 900)
-    ledger.settle_interval_root(T0 + 900, {alice.address: 100, bob.address: -100})
+    ledger.settle_by_root(T0 + 900, {alice.address: 100, bob.address: -100}, panel(ledger))
     ledger.claim_many()
     assert (ledger.escrow_of(alice.address), ledger.escrow_of(bob.address)) == (200, 800)
     assert ledger.progress() == (T0 + 900, 2, 2)

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 
 from gridledger.errors import ChainUnavailable
-from gridledger.ledger import Ledger
+from tests.ledger.conftest import deploy
 from tests.support.services import Service
 
 
@@ -84,7 +84,7 @@ def proxy(anvil_server: Service) -> Iterator[FlakyProxy]:
 
 @pytest.mark.anvil
 def test_reads_and_sends_survive_a_few_connection_resets(proxy: FlakyProxy) -> None:
-    ledger = Ledger.deploy(proxy.url)
+    ledger = deploy(proxy.url)
     proxy.drops = 2
     ledger.commit_interval(1_700_000_100, b"\1" * 32, b"\2" * 32, b"\3" * 32, 1, 1)
     proxy.drops = 2
@@ -95,7 +95,7 @@ def test_reads_and_sends_survive_a_few_connection_resets(proxy: FlakyProxy) -> N
 
 @pytest.mark.anvil
 def test_a_node_that_keeps_failing_is_unavailable(proxy: FlakyProxy) -> None:
-    ledger = Ledger.deploy(proxy.url)
+    ledger = deploy(proxy.url)
     proxy.drops = 1_000
     with pytest.raises(ChainUnavailable, match=proxy.url.removeprefix("http://")):
         ledger.escrow_of(ledger.deployment.grid_operator)
@@ -116,7 +116,7 @@ def test_confirmations_wait_for_later_blocks(anvil_server: Service) -> None:
     miner = threading.Thread(target=mine, daemon=True)
     miner.start()
     try:
-        ledger = Ledger.deploy(anvil_server.url, confirmations=2)
+        ledger = deploy(anvil_server.url, confirmations=2)
         result = ledger.commit_interval(1_700_000_100, b"\1" * 32, b"\2" * 32, b"\3" * 32, 1, 1)
         assert ledger.block_number >= result.block_number + 2
     finally:

@@ -15,6 +15,7 @@ from gridledger.api import NodeState, create_app
 from gridledger.ledger import Ledger
 from gridledger.metering import Gateway, ingest_json, signed_reading_to_json
 from gridledger.store import Store
+from gridledger.verifier.panel import DEV_QUORUM, dev_verifier_addresses
 from tests.metering.factory import DOMAIN, NOW_S, fleet, register, signed
 
 
@@ -56,7 +57,7 @@ def test_the_gateway_counts_readings_by_status_and_code(tmp_path: Path) -> None:
 
 def test_metrics_health_ready_and_request_ids(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'a.sqlite'}")
-    ledger = Ledger.deploy("memory")
+    ledger = Ledger.deploy("memory", verifiers=dev_verifier_addresses(), quorum=DEV_QUORUM)
     client = TestClient(create_app(NodeState(store, dict, ledger=ledger)))
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

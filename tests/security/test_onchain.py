@@ -13,6 +13,7 @@ from gridledger.ledger.artifacts import Artifact
 from gridledger.security.evidence import EVIDENCE_WINDOW_S
 from gridledger.security.onchain import EvidenceContract, evidence_artifact
 from gridledger.security.quorum import Submission
+from gridledger.verifier.panel import DEV_QUORUM, dev_verifier_addresses
 from tests.support.services import REPO, in_ci
 
 FORGE_OUT = REPO / "contracts/out/Evidence.sol/Evidence.json"
@@ -40,7 +41,7 @@ def artifact() -> Artifact:
 
 @pytest.fixture(scope="module")
 def deployed() -> tuple[Ledger, EvidenceContract]:
-    ledger = Ledger.deploy("memory")
+    ledger = Ledger.deploy("memory", verifiers=dev_verifier_addresses(), quorum=DEV_QUORUM)
     ledger.add_participant(OWNER, Role.PROSUMER, 1)
     ledger.register_meter(METER, OWNER)
     detectors = [address_of(k) for k in KEYS]

@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
+import {GridToken} from "../../src/GridToken.sol";
 import {Market} from "../../src/Market.sol";
+import {Registry} from "../../src/Registry.sol";
 import {Base} from "../utils/Base.sol";
 import {NettingTree} from "../utils/Merkle.sol";
 
 /// @dev The halmos cheatcodes used here (halmos-cheatcodes is not on npm; declared by hand).
 interface SVM {
     function createCalldata(address target) external pure returns (bytes memory data);
+}
+
+/// @dev A Registry whose quorum check accepts anything: the escrow and settle-once properties
+/// below must hold whatever the verifiers sign (QuorumHalmos checks the quorum itself).
+contract QuorumFreeRegistry is Registry {
+    constructor(address admin, address[] memory verifiers_) Registry(admin, verifiers_, 1) {}
+
+    function checkQuorum(bytes32, bytes[] calldata) external pure override {}
 }
 
 /// Symbolic checks (halmos, `make -C contracts halmos`): every `check_` function must hold for
@@ -23,7 +33,15 @@ contract MarketHalmos is Base {
     bytes32[][] internal tree;
 
     function setUp() public {
-        _deploy();
+        address[] memory verifiers = new address[](1);
+        verifiers[0] = address(0x7E51);
+        token = new GridToken(OPERATOR);
+        registry = new QuorumFreeRegistry(OPERATOR, verifiers);
+        market = new Market(token, registry, GRID, OPERATOR, INTERVAL_S, EXIT_AFTER_INTERVALS);
+        vm.startPrank(OPERATOR);
+        registry.addParticipant(GRID, Registry.Role.GridOperator, 0);
+        token.approve(address(market), type(uint256).max);
+        vm.stopPrank();
         _addParticipant(VICTIM);
         _addParticipant(PAYEE);
         _fund(VICTIM, 1_000);
@@ -38,7 +56,7 @@ contract MarketHalmos is Base {
         bytes32[][] memory layers = NettingTree.layers(leaves);
         _commit(T0 + 900);
         vm.prank(OPERATOR);
-        market.settleIntervalRoot(T0 + 900, NettingTree.root(layers), 300, 300, 2);
+        market.settleIntervalRoot(T0 + 900, NettingTree.root(layers), 300, 300, 2, new bytes[](0));
         _commit(T0 + 1_800);
         _commit(T0 + 2_700);
     }
@@ -94,9 +112,52 @@ contract MarketHalmos is Base {
         pure
         returns (bytes memory)
     {
-        if (byRoot) return abi.encodeCall(Market.settleIntervalRoot, (id, root, moved, moved, 2));
+        bytes[] memory att = new bytes[](0);
+        if (byRoot) return abi.encodeCall(Market.settleIntervalRoot, (id, root, moved, moved, 2, att));
         bytes32[] memory entries = new bytes32[](1);
         entries[0] = entry;
-        return abi.encodeCall(Market.settleInterval, (id, entries));
+        return abi.encodeCall(Market.settleInterval, (id, entries, att));
+    }
+}
+
+/// The quorum with the real Registry: 4 verifiers, threshold 3. halmos builds every dynamic
+/// array of symbolic calldata with at most 2 elements (--default-array-lengths 0,1,2), so these
+/// checks cover every call the operator can make with fewer than k signatures of any content,
+/// i.e. without the verifiers: it can never settle, and never change the verifier set.
+contract QuorumHalmos is Base {
+    SVM internal constant svm = SVM(address(uint160(uint256(keccak256("svm cheat code")))));
+    uint64 internal constant T0 = 1_700_000_100;
+
+    function setUp() public {
+        address[] memory verifiers = new address[](4);
+        (verifiers[0], verifiers[1], verifiers[2], verifiers[3]) =
+            (address(0x7E51), address(0x7E52), address(0x7E53), address(0x7E54));
+        token = new GridToken(OPERATOR);
+        registry = new Registry(OPERATOR, verifiers, 3);
+        market = new Market(token, registry, GRID, OPERATOR, INTERVAL_S, EXIT_AFTER_INTERVALS);
+        vm.prank(OPERATOR);
+        registry.addParticipant(GRID, Registry.Role.GridOperator, 0);
+        _commit(T0);
+        _commit(T0 + 900);
+    }
+
+    /// Any call by the operator (who holds every role) to the market settles nothing.
+    function check_operatorAloneCannotSettle() public {
+        bytes memory data = svm.createCalldata(address(market));
+        vm.prank(OPERATOR);
+        (bool ok,) = address(market).call(data);
+        ok;
+        (,, uint64 settled) = market.progress();
+        assert(settled == 0);
+    }
+
+    /// Any call by the operator to the registry leaves the verifier set and threshold alone.
+    function check_operatorAloneCannotChangeVerifiers() public {
+        bytes memory data = svm.createCalldata(address(registry));
+        vm.prank(OPERATOR);
+        (bool ok,) = address(registry).call(data);
+        ok;
+        assert(registry.verifierEpoch() == 0);
+        assert(registry.verifierThreshold() == 3);
     }
 }

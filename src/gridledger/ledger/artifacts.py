@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 
 from gridledger.errors import ContractRevert
 
-CONTRACT_NAMES = ("GridToken", "Registry", "Market", "PerTradeSettlement", "Evidence")
+CONTRACT_NAMES = ("GridToken", "Registry", "Market", "PerTradeSettlement", "Evidence", "Consent")
 
 # Built-in Solidity reverts: require(..., "reason") and panics (overflow, division by zero...).
 _BUILTIN_ERRORS = (

@@ -20,6 +20,12 @@ from gridledger.errors import ValidationError
 from gridledger.ledger.artifacts import load_artifact
 from gridledger.ledger.client import Ledger, Role
 from gridledger.ledger.entries import pack_entries
+from gridledger.verifier.panel import (
+    DEV_QUORUM,
+    InProcessVerifiers,
+    dev_verifier_addresses,
+    dev_verifier_keys,
+)
 
 BLOCK_GAS_LIMIT = 30_000_000
 INTERVALS_PER_DAY = 96
@@ -66,28 +72,33 @@ def net_deltas(trades: list[Trade], grid: str) -> dict[str, int]:
     return deltas
 
 
+def _deploy_with_dev_verifiers(chain: str) -> tuple[Ledger, InProcessVerifiers]:
+    """A fresh deployment with the dev verifier set, and those verifiers (quorum 2 of 3)."""
+    ledger = Ledger.deploy(chain, verifiers=dev_verifier_addresses(), quorum=DEV_QUORUM)
+    return ledger, InProcessVerifiers(dev_verifier_keys(), domain=ledger.domain)
+
+
 def bench_chain(participants: int, chain: str = "memory") -> dict[str, Any]:
     """Gas per participant-interval and per trade: direct settlement, netting root and the
     per-trade baseline, plus one netting-root interval of 10,000 participants vs 30M gas."""
     accounts, trades = trades_for(participants)
-    ledger = Ledger.deploy(chain)
+    ledger, verifiers = _deploy_with_dev_verifiers(chain)
     grid = ledger.deployment.grid_operator
-    for account in accounts:
-        ledger.add_participant(account, Role.PROSUMER, 1)
+    ledger.add_participants(accounts, [Role.PROSUMER] * len(accounts), [1] * len(accounts))
     ledger.deposit_many({a: _ESCROW_MICRO for a in [*accounts, grid]})
     deltas = net_deltas(trades, grid)
 
     # Direct path: one interval, every entry applied now.
     ledger.commit_interval(_T0, _ROOT, _ROOT, _ROOT, 250_000, 1_000)
     commit_gas = ledger.stats.by_function["commitInterval"][1]
-    direct_gas = ledger.settle_interval(_T0, deltas).gas_used
+    direct_gas = ledger.settle_direct(_T0, deltas, verifiers).gas_used
     entries = len(pack_entries(deltas))
 
     # Netting root: two intervals posted, then one claim per account covers both (the claim
     # costs the same after 2 roots or after 96: the leaf is cumulative).
     for i in (1, 2):
         ledger.commit_interval(_T0 + 900 * i, _ROOT, _ROOT, _ROOT, 250_000, 1_000)
-        root_gas = ledger.settle_interval_root(_T0 + 900 * i, deltas).gas_used
+        root_gas = ledger.settle_by_root(_T0 + 900 * i, deltas, verifiers).gas_used
     claim_results = ledger.claim_many(batch_size=_BATCH)
     claims = len(ledger.netting.accounts)
     claim_gas = sum(r.gas_used for r in claim_results) / claims
@@ -197,7 +208,7 @@ def _call(ledger: Ledger, contract: Any, function: str, args: list[Any]) -> int:
 def _large_interval(chain: str) -> dict[str, Any]:
     """A netting root over 10,000 participants (fresh deployment) and a sample of claims."""
     participants = LARGE_INTERVAL_PARTICIPANTS
-    ledger = Ledger.deploy(chain)
+    ledger, verifiers = _deploy_with_dev_verifiers(chain)
     accounts, trades = trades_for(participants, seed="bench-10k")
     deltas = net_deltas(trades, ledger.deployment.grid_operator)
     # Steady state like the rest of the bench: the sampled accounts already hold escrow (a
@@ -208,7 +219,7 @@ def _large_interval(chain: str) -> dict[str, Any]:
     ledger.deposit_many({a: _ESCROW_MICRO for a in sample})
     for i in (0, 1):
         ledger.commit_interval(_T0 + 900 * i, _ROOT, _ROOT, _ROOT, 250_000, 1_000)
-        root_gas = ledger.settle_interval_root(_T0 + 900 * i, deltas).gas_used
+        root_gas = ledger.settle_by_root(_T0 + 900 * i, deltas, verifiers).gas_used
     proof_levels = len(ledger.netting.claim(sample[0]).proof)
     batch_gas = ledger.claim_many(sample, batch_size=len(sample))[0].gas_used
     claim_gas = batch_gas / len(sample)

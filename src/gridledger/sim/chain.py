@@ -17,6 +17,7 @@ from gridledger.merkle import EMPTY_ROOT
 from gridledger.privacy import LeafKey
 from gridledger.settlement import IntervalSettlement
 from gridledger.sim.runner import GRID_OPERATOR
+from gridledger.verifier.panel import AttestationSource, InProcessVerifiers, dev_verifier_keys
 
 ESCROW_PER_HOUSEHOLD_MICRO = 1_000_000_000  # 1,000 gEUR: a year of local purchases
 
@@ -24,8 +25,18 @@ ESCROW_PER_HOUSEHOLD_MICRO = 1_000_000_000  # 1,000 gEUR: a year of local purcha
 class LedgerRecorder:
     """Commits and settles every simulated interval on ``ledger``; returns the gas used."""
 
-    def __init__(self, ledger: Ledger, first_interval_start_s: int, interval_length_s: int = 900):
+    def __init__(
+        self,
+        ledger: Ledger,
+        first_interval_start_s: int,
+        interval_length_s: int = 900,
+        attestations: AttestationSource | None = None,
+    ):
         self.ledger = ledger
+        # A scenario run has no independent verifiers: the dev set co-signs what it records.
+        self.attestations = attestations or InProcessVerifiers(
+            dev_verifier_keys(), domain=ledger.domain
+        )
         self.first_interval_start_s = first_interval_start_s
         self.interval_length_s = interval_length_s
         self.address_of: dict[str, str] = {GRID_OPERATOR: ledger.deployment.grid_operator}
@@ -62,5 +73,6 @@ class LedgerRecorder:
             result.clearing_price_micro_per_kwh or 0,
             result.cleared_energy_wh,
         )
-        settle = self.ledger.settle_interval(start_s, self.deltas(settlement.deltas_micro))
+        deltas = self.deltas(settlement.deltas_micro)
+        settle = self.ledger.settle_direct(start_s, deltas, self.attestations)
         return commit.gas_used + settle.gas_used
