@@ -42,6 +42,11 @@ class Settings:
     # The node (gridledger node): clock, settlement and its saved state.
     speed: int = 1  # market seconds per wall second: 60 runs one 15-min interval per 15 s
     settle_grace_s: int = 60  # market seconds after an interval ends before it is settled
+    # Settlement on-chain: "root" posts one netting root per interval and claims every account
+    # once per claim period (O(1) gas per interval); "direct" applies every account's delta in
+    # the settling transaction (about 9k gas each: small pilots only).
+    settlement_path: str = "root"
+    claim_period_intervals: int = 96  # claimMany after this many roots (96: daily)
     state_dir: str = ".gridledger/node"  # deployment.json lives here
     # Verifiers co-signing every settlement (docs/trust-model.md): "dev" signs in-process with
     # the deterministic dev keys after re-execution; "remote" waits for `gridledger verifier`
@@ -63,10 +68,11 @@ class Settings:
             "interval_length_s",
             "http_port",
             "speed",
-            "auth_token_lifetime_s",
+            "claim_period_intervals",
             "verifier_count",
             "verifier_quorum",
             "attestation_timeout_s",
+            "auth_token_lifetime_s",
             "rate_limit_participant_per_min",
             "rate_limit_meter_per_min",
         ):
@@ -81,6 +87,10 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
+        if self.settlement_path not in ("root", "direct"):
+            raise ConfigError(
+                f"settlement_path: must be 'root' or 'direct', got {self.settlement_path!r}"
+            )
         if self.feed_in_price_micro_per_kwh > self.import_price_micro_per_kwh:
             raise ConfigError(
                 "feed_in_price_micro_per_kwh: must not exceed import_price_micro_per_kwh"

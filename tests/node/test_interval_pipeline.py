@@ -7,8 +7,9 @@ import pytest
 from gridledger.config import Settings
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ConflictError
-from gridledger.market import result_lines
+from gridledger.ledger import Ledger
 from gridledger.metering import Reading, sign_reading
+from gridledger.node import MarketOperator
 from gridledger.sim.day import DayConfig, DayRunner
 from gridledger.store import Meter
 
@@ -32,7 +33,20 @@ def prepare(runner: DayRunner, k: int) -> tuple[int, object]:
 
 
 def escrows(runner: DayRunner) -> dict[str, int]:
-    return {p.address: runner.ledger.escrow_of(p.address) for p in runner.store.participants()}
+    """Spendable escrow: claimed plus the netting-root net not claimed yet."""
+    netting = runner.operator.netting
+    netting.refresh_claims()
+    return {
+        p.address: runner.ledger.escrow_of(p.address) + netting.unclaimed_micro(p.address)
+        for p in runner.store.participants()
+    }
+
+
+def restarted(runner: DayRunner) -> MarketOperator:
+    """A new operator on the same store and chain, as after a kill -9 (book rebuilt from store)."""
+    ledger = Ledger.attach(runner.ledger.chain, runner.ledger.deployment)
+    op = runner.operator
+    return MarketOperator(runner.store, ledger, runner.settings, op.supplier, op.attestations)
 
 
 def test_settling_twice_is_refused_and_pays_once(runner: DayRunner) -> None:
@@ -47,11 +61,14 @@ def test_settling_twice_is_refused_and_pays_once(runner: DayRunner) -> None:
 def test_crash_after_commit_resumes_without_paying_twice(runner: DayRunner) -> None:
     start_s, result = prepare(runner, START_INTERVAL)
     before = escrows(runner)
-    roots = runner.operator.roots_of(start_s, result)  # type: ignore[arg-type]
-    runner.ledger.commit_interval(start_s, *roots, 0, 0)  # the operator died right after this
-    outcome = runner.operator.settle_interval(start_s, result)  # type: ignore[arg-type]
+    plan = runner.operator.plan(start_s, result)  # type: ignore[arg-type]
+    runner.ledger.commit_interval(start_s, *plan.roots, 0, 0)  # the operator died right after this
+    operator = restarted(runner)
+    outcome = operator.settle_interval(start_s, result)  # type: ignore[arg-type]
     assert outcome.commit.tx_hash == ""  # not committed again
-    after = escrows(runner)
+    assert outcome.settlement == plan.settlement  # the stored plan, not a recomputation
+    operator.claim_all()
+    after = {p.address: runner.ledger.escrow_of(p.address) for p in runner.store.participants()}
     assert sum(after.values()) == sum(before.values())
     for account, delta in outcome.settlement.deltas_micro.items():
         assert after[account] == before[account] + delta  # applied exactly once
@@ -59,16 +76,37 @@ def test_crash_after_commit_resumes_without_paying_twice(runner: DayRunner) -> N
 
 def test_crash_after_settle_records_without_sending(runner: DayRunner) -> None:
     start_s, result = prepare(runner, START_INTERVAL)
-    lines = result_lines(result)  # type: ignore[arg-type]
-    settlement = runner.operator.settlement_of(start_s, lines, cap_to_escrow=True)
-    roots = runner.operator.roots_of(start_s, result)  # type: ignore[arg-type]
-    runner.ledger.commit_interval(start_s, *roots, 0, 0)
-    runner.ledger.settle_interval(start_s, settlement.deltas_micro)  # then died
-    paid = escrows(runner)
-    outcome = runner.operator.settle_interval(start_s, result)  # type: ignore[arg-type]
-    assert outcome.settle.tx_hash == "" and escrows(runner) == paid
-    assert outcome.settlement.deltas_micro == settlement.deltas_micro
+    plan = runner.operator.plan(start_s, result)  # type: ignore[arg-type]
+    runner.ledger.commit_interval(start_s, *plan.roots, 0, 0)
+    assert plan.root is not None
+    signatures = runner.operator.attestations.collect(plan.attestation(start_s))
+    credits, count = plan.credits_micro, plan.account_count
+    runner.ledger.settle_interval_root(
+        start_s, plan.root, credits, credits, count, signatures
+    )  # died
+    roots_before = runner.ledger.root_count()
+    operator = restarted(runner)
+    outcome = operator.settle_interval(start_s, result)  # type: ignore[arg-type]
+    assert outcome.settle.tx_hash == "" and runner.ledger.root_count() == roots_before
+    assert outcome.settlement.deltas_micro == plan.settlement.deltas_micro
     assert runner.store.interval_status(start_s) == "settled"
+    root = runner.store.netting_root_of_interval(start_s)
+    assert root is not None and root.root == "0x" + runner.ledger.settlement_root(1).hex()
+
+
+def test_the_direct_batch_is_the_same_method_switched_by_config(
+    chain_url: str, db_url: str
+) -> None:
+    config = DayConfig(households=3, intervals=2, first_interval=START_INTERVAL, fresh_db=False)
+    settings = Settings(chain=chain_url, db_url=db_url, settlement_path="direct")
+    runner = DayRunner(config, settings)
+    before = escrows(runner)
+    start_s, result = prepare(runner, START_INTERVAL)
+    outcome = runner.operator.settle_interval(start_s, result)  # type: ignore[arg-type]
+    assert runner.ledger.root_count() == 0 and runner.ledger.interval(start_s).settled
+    after = escrows(runner)
+    for account, delta in outcome.settlement.deltas_micro.items():
+        assert after[account] == before[account] + delta  # moved in the settling transaction
 
 
 def test_a_late_reading_for_a_committed_interval_is_refused(runner: DayRunner) -> None:

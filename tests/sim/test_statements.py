@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from gridledger.config import Settings
-from gridledger.node.statements import build_statement, chain_commitments
+from gridledger.node.statements import build_statement, verify_on_chain
 from gridledger.settlement import Tariffs
-from gridledger.settlement.statements import Statement, verify_statement
+from gridledger.settlement.statements import Statement
 from gridledger.sim.day import DayConfig, DayResult, run_day
 
 
@@ -24,14 +24,7 @@ def verify(day: DayResult, statement: Statement) -> list[str]:
     supplier = next(p.address for p in day.store.participants() if p.role == "supplier")
     settings = Settings()
     tariffs = Tariffs(settings.import_price_micro_per_kwh, settings.feed_in_price_micro_per_kwh)
-    commitments = chain_commitments(day.ledger, day.store, statement)
-    return verify_statement(
-        statement,
-        commitments,
-        tariffs,
-        grid_operator=day.ledger.deployment.grid_operator,
-        supplier=supplier,
-    )
+    return verify_on_chain(day.ledger, day.store, statement, tariffs, supplier)
 
 
 def households(day: DayResult) -> list[str]:

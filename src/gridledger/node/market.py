@@ -28,6 +28,7 @@ from gridledger.node.events import EventHub
 from gridledger.node.interval import MarketOperator, order_row, signed_order
 from gridledger.node.meta import NodeMeta
 from gridledger.store import Meter, OrderRow, Participant, Store
+from gridledger.verifier.panel import AttestationSource
 
 # API roles: what a signed-in address may do. Registry roles map onto them.
 PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR = (
@@ -50,9 +51,15 @@ class NodeOperator(MarketOperator):
     """The interval pipeline, with cancelled orders left out of the book at gate closure."""
 
     def __init__(
-        self, store: Store, ledger: Ledger, settings: Settings, meta: NodeMeta, supplier: str
+        self,
+        store: Store,
+        ledger: Ledger,
+        settings: Settings,
+        meta: NodeMeta,
+        supplier: str,
+        attestations: AttestationSource,
     ) -> None:
-        super().__init__(store, ledger, settings, supplier)
+        super().__init__(store, ledger, settings, supplier, attestations)
         self.meta = meta
 
     def live_orders(self, start_s: int) -> list[OrderRow]:
@@ -72,11 +79,15 @@ class NodeGateway(Gateway):
         self.market = market
 
     def ingest(self, batch: Sequence[SignedReading]) -> list[Outcome]:
+        now_s = self.clock()
+        verdicts = self.verify(batch, now_s)  # signatures outside the lock: settlement never waits
         with self.market.readings_lock:
             settled_before_s = self.market.next_settle_s
             late = [s.reading.interval_start_s < settled_before_s for s in batch]
-            fresh = [s for s, is_late in zip(batch, late, strict=True) if not is_late]
-            stored = iter(super().ingest(fresh))
+            fresh = [
+                (s, v) for s, v, is_late in zip(batch, verdicts, late, strict=True) if not is_late
+            ]
+            stored = iter(self.store_verified([s for s, _ in fresh], [v for _, v in fresh], now_s))
         outcomes = [
             _late(s, settled_before_s) if is_late else next(stored)
             for s, is_late in zip(batch, late, strict=True)
@@ -111,11 +122,12 @@ class LiveMarket:
         meta: NodeMeta,
         first_interval_start_s: int,
         supplier: str,
+        attestations: AttestationSource,
     ) -> None:
         self.store, self.ledger, self.settings = store, ledger, settings
         self.clock, self.meta = clock, meta
         self.length_s = settings.interval_length_s
-        self.operator = NodeOperator(store, ledger, settings, meta, supplier)
+        self.operator = NodeOperator(store, ledger, settings, meta, supplier, attestations)
         self.hub = EventHub()
         self.book_lock = threading.Lock()
         self.readings_lock = threading.Lock()
@@ -265,11 +277,14 @@ class LiveMarket:
         self.store.participant(address)
         with self.chain_lock:
             self.ledger.deposit_for(address, amount_micro)
-            return self.ledger.escrow_of(address)
+        return self.escrow_micro(address)
 
     def escrow_micro(self, address: str) -> int:
+        """Spendable escrow: claimed escrow plus the netting-root net not claimed yet."""
         with self.chain_lock:
-            return self.ledger.escrow_of(address)
+            netting = self.operator.netting
+            netting.refresh_claims()
+            return self.ledger.escrow_of(address) + netting.unclaimed_micro(address)
 
     def meters_of(self, owner: str | None) -> list[Meter]:
         return [m for m in self.store.meters() if owner is None or m.owner == owner]

@@ -31,6 +31,13 @@ from gridledger.node.meta import NodeMeta
 from gridledger.node.scheduler import Scheduler
 from gridledger.node.security import NodeSecurity
 from gridledger.store import Participant, Store
+from gridledger.verifier.panel import (
+    DEV_QUORUM,
+    AttestationSource,
+    InProcessVerifiers,
+    dev_verifier_addresses,
+    dev_verifier_keys,
+)
 
 log = logging.getLogger(__name__)
 MEMORY = "memory"
@@ -69,10 +76,21 @@ def open_ledger(settings: Settings, meta: NodeMeta) -> Ledger:
         return ledger
     if saved is not None:
         log.warning("chain 'memory' does not outlive the process: deploying afresh")
-    ledger = Ledger.deploy(settings.chain, key, confirmations=settings.chain_confirmations)
+    ledger = Ledger.deploy(
+        settings.chain,
+        key,
+        verifiers=dev_verifier_addresses(),
+        quorum=DEV_QUORUM,
+        confirmations=settings.chain_confirmations,
+    )
     meta.put(deployment=ledger.deployment.to_json(), deploy_block=0)
     _save_deployment_file(settings, ledger.deployment)
     return ledger
+
+
+def attestation_source(ledger: Ledger) -> AttestationSource:
+    """Who co-signs this node's intervals: the dev verifier set, in this process."""
+    return InProcessVerifiers(dev_verifier_keys(), domain=ledger.domain)
 
 
 def _save_deployment_file(settings: Settings, deployment: Deployment) -> None:
@@ -128,7 +146,14 @@ class Node:
         first = interval_start_s(clock.now(), settings.interval_length_s)
         supplier = _ensure_supplier(store, ledger)
         market = LiveMarket(
-            store, ledger, settings, clock, meta, first + settings.interval_length_s, supplier
+            store,
+            ledger,
+            settings,
+            clock,
+            meta,
+            first + settings.interval_length_s,
+            supplier,
+            attestation_source(ledger),
         )
         meta.put(
             next_gate_s=market.next_gate_s,
@@ -153,6 +178,7 @@ class Node:
         if self.bridge is not None:
             self.bridge.stop()
         self.scheduler.stop()
+        self.market.gateway.close()
         if self.security is not None:
             self.security.stop()
         self.store.close()

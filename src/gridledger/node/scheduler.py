@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
-
-from eth_utils.crypto import keccak
 
 from gridledger import telemetry
-from gridledger.errors import ConflictError, GridledgerError, NotFoundError
-from gridledger.ledger import TxResult, pack_entries
-from gridledger.market import ClearingResult, TradeLine, orders_root, result_lines, result_root
-from gridledger.node.interval import trade_row
+from gridledger.errors import GridledgerError, NotFoundError
+from gridledger.market import ClearingResult, orders_root, result_root
+from gridledger.node.interval import result_trade_lines, trade_row
 from gridledger.node.market import LiveMarket
-from gridledger.settlement import DeliverySettlement
 from gridledger.store import IntervalRow
 
 log = logging.getLogger(__name__)
@@ -31,10 +26,6 @@ log = logging.getLogger(__name__)
 TICK_S = 0.2  # at most this long between two looks at the clock (wall seconds)
 CLOCK_SAVE_EVERY_S = 0.5
 RETRY_AFTER_ERROR_S = 1.0
-
-
-def result_trade_lines(result: ClearingResult) -> tuple[TradeLine, ...]:
-    return tuple(result_lines(result)) if result.book.orders is not None else ()
 
 
 class Scheduler:
@@ -101,19 +92,15 @@ class Scheduler:
         store.save_trades(start_s, [trade_row(line) for line in result_trade_lines(result)])
 
     def settle(self, start_s: int) -> None:
-        """Commit and settle ``start_s`` on-chain exactly once, then record it."""
+        """Settle ``start_s`` on-chain exactly once (MarketOperator.settle_interval), then record.
+
+        After a crash the same call resumes: the operator's stored plan and the chain's
+        once-only checks decide what is still to send; nothing is sent twice.
+        """
         m = self.market
         with m.readings_lock, m.chain_lock:
-            row = _interval_or_none(m, start_s)
-            if row is None or row.status != "settled":
-                result = m.operator.clear_interval(start_s)
-                on_chain = m.ledger.interval(start_s)
-                if on_chain.settled:
-                    self._record_from_chain(start_s, result)
-                elif on_chain.committed:
-                    self._settle_committed(start_s, result)
-                else:
-                    m.operator.settle_interval(start_s, result)
+            if m.store.interval_status(start_s) != "settled":
+                m.operator.settle_interval(start_s, m.operator.clear_interval(start_s))
             m.next_settle_s = start_s + m.length_s
             m.meta.put(next_settle_s=m.next_settle_s)
         settled = m.store.interval(start_s)
@@ -125,62 +112,6 @@ class Scheduler:
                 "clearing_price_micro_per_kwh": settled.clearing_price_micro_per_kwh,
             },
         )
-
-    def _roots(self, start_s: int, result: ClearingResult) -> tuple[bytes, bytes, bytes]:
-        return self.market.operator.roots_of(start_s, result)
-
-    def _plan(
-        self, start_s: int, result: ClearingResult
-    ) -> tuple[tuple[bytes, bytes, bytes], tuple[TradeLine, ...], DeliverySettlement]:
-        """The inputs MarketOperator.settle_interval computes before it sends anything."""
-        op = self.market.operator
-        lines = result_trade_lines(result)
-        settlement = op.settlement_of(start_s, lines, cap_to_escrow=True)
-        return self._roots(start_s, result), lines, settlement
-
-    def _settle_committed(self, start_s: int, result: ClearingResult) -> None:
-        """Committed before a crash, not settled: check the roots, then settle only."""
-        m = self.market
-        roots, lines, settlement = self._plan(start_s, result)
-        self._check_roots(start_s, roots)
-        commit = self._event_of(start_s, "IntervalCommitted")[0]
-        settle = m.ledger.settle_interval(start_s, settlement.deltas_micro)
-        m.operator.record(start_s, result, roots, (commit, settle), lines, settlement)
-
-    def _record_from_chain(self, start_s: int, result: ClearingResult) -> None:
-        """Settled on-chain before a crash, never recorded: record it, send nothing.
-
-        The settlement is recomputed, and recorded only if its entries hash to what the
-        Market contract emitted; otherwise the interval waits for a person (never re-sent).
-        """
-        m = self.market
-        roots, lines, settlement = self._plan(start_s, result)
-        self._check_roots(start_s, roots)
-        commit = self._event_of(start_s, "IntervalCommitted")[0]
-        settle, args = self._event_of(start_s, "IntervalSettled")
-        entries_hash = "0x" + keccak(b"".join(pack_entries(settlement.deltas_micro))).hex()
-        if entries_hash != args.get("entriesHash"):
-            raise ConflictError(
-                f"interval {start_s}: settled on-chain with entries {args.get('entriesHash')}, "
-                f"the store recomputes {entries_hash}; resolve by hand"
-            )
-        m.operator.record(start_s, result, roots, (commit, settle), lines, settlement)
-
-    def _check_roots(self, start_s: int, roots: tuple[bytes, bytes, bytes]) -> None:
-        on_chain = self.market.ledger.interval(start_s)
-        held = (on_chain.orders_root, on_chain.result_root, on_chain.readings_root)
-        if held != roots:
-            raise ConflictError(
-                f"interval {start_s}: the chain holds other roots than the store recomputes "
-                f"({['0x' + r.hex() for r in held]} != {['0x' + r.hex() for r in roots]})"
-            )
-
-    def _event_of(self, start_s: int, event_name: str) -> tuple[TxResult, dict[str, Any]]:
-        from_block = self.market.meta.get_int("deploy_block") or 0
-        for event in reversed(self.market.ledger.events(from_block)):
-            if event.name == event_name and event.args.get("intervalStartS") == start_s:
-                return TxResult(event.tx_hash, 0, event.block_number), event.args
-        raise ConflictError(f"interval {start_s}: no {event_name} event found on-chain")
 
     # -- the thread ----------------------------------------------------------------------
     def start(self) -> Scheduler:

@@ -51,11 +51,36 @@ class IntervalStatement:
 
 
 @dataclass(frozen=True)
+class ProvenNet:
+    """The participant's cumulative netting-root net as of one root, with its Merkle proof."""
+
+    root_seq: int
+    cumulative_micro: int
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ClaimProof:
+    """One claim period on the netting-root path: the leaf closing it (what the day's claim
+    applies), the leaf opening it (None: no root-path net before), and the intervals in it."""
+
+    opening: ProvenNet | None
+    closing: ProvenNet
+    interval_starts: tuple[int, ...]
+
+    @property
+    def net_micro(self) -> int:
+        opened = 0 if self.opening is None else self.opening.cumulative_micro
+        return self.closing.cumulative_micro - opened
+
+
+@dataclass(frozen=True)
 class Statement:
     participant: str
     from_s: int
     to_s: int
     intervals: tuple[IntervalStatement, ...]
+    claims: tuple[ClaimProof, ...] = ()  # the netting-root path's proof of what moved
 
     @property
     def total_micro(self) -> int:
@@ -71,6 +96,7 @@ class OnChainCommitment:
     readings_root: bytes
     settled: bool
     participant_delta_micro: int | None  # from the settlement entries proven by the event hash
+    by_root: bool = False  # settled by netting root: the delta is proven by a ClaimProof
 
 
 def _unproven(
@@ -145,8 +171,16 @@ def verify_statement(
     *,
     grid_operator: str,
     supplier: str,
+    netting_roots: Mapping[int, bytes] | None = None,
+    netting_leaf: Callable[[int, str, int], bytes] | None = None,
 ) -> list[str]:
-    """Every problem found, each naming the interval and the line; empty means verified."""
+    """Every problem found, each naming the interval and the line; empty means verified.
+
+    On the netting-root path the deltas are proven by ``statement.claims``: ``netting_roots``
+    maps root numbers to the roots read from the chain, ``netting_leaf`` is the Market's leaf
+    (``gridledger.ledger.netting_leaf``; passed in, as this module never imports the ledger).
+    """
+    netting_roots = netting_roots or {}
     problems = []
     for interval in statement.intervals:
         where = f"interval {interval.interval_start_s}"
@@ -162,10 +196,56 @@ def verify_statement(
                 f"lines sum to {interval.total_micro}, the statement's delta is "
                 f"{interval.delta_micro}"
             )
-        if on_chain.participant_delta_micro != interval.delta_micro:
+        if not on_chain.by_root and on_chain.participant_delta_micro != interval.delta_micro:
             found.append(
                 f"on-chain delta {on_chain.participant_delta_micro} != statement "
                 f"{interval.delta_micro}"
             )
         problems += [f"{where}: {p}" for p in found]
+    return problems + _claim_problems(statement, chain, netting_roots, netting_leaf)
+
+
+def _claim_problems(
+    statement: Statement,
+    chain: Mapping[int, OnChainCommitment],
+    netting_roots: Mapping[int, bytes],
+    netting_leaf: Callable[[int, str, int], bytes] | None,
+) -> list[str]:
+    """Each claim's leaves against the on-chain roots, and its net against the intervals'."""
+    by_root = {
+        i.interval_start_s
+        for i in statement.intervals
+        if (c := chain.get(i.interval_start_s)) is not None and c.by_root
+    }
+    if not by_root and not statement.claims:
+        return []
+    if netting_leaf is None:
+        return ["netting-root intervals, but no leaf function to check their claims with"]
+    deltas = {i.interval_start_s: i.delta_micro for i in statement.intervals}
+    problems: list[str] = []
+    covered: set[int] = set()
+    for claim in statement.claims:
+        where = f"claim of root {claim.closing.root_seq}"
+        for leaf in (claim.opening, claim.closing):
+            if leaf is None:
+                continue
+            computed = netting_leaf(leaf.root_seq, statement.participant, leaf.cumulative_micro)
+            root = netting_roots.get(leaf.root_seq)
+            if root is None or not verify_proof(computed, leaf.proof, root):
+                problems.append(
+                    f"{where}: the leaf of root {leaf.root_seq} ({leaf.cumulative_micro} micro) "
+                    "does not match the on-chain root"
+                )
+        summed = sum(deltas.get(start, 0) for start in claim.interval_starts)
+        if summed != claim.net_micro:
+            problems.append(
+                f"{where}: its intervals' deltas sum to {summed}, the proven leaves move "
+                f"{claim.net_micro}"
+            )
+        covered.update(claim.interval_starts)
+    problems += [
+        f"interval {start}: settled by netting root but in no proven claim"
+        for start in sorted(by_root - covered)
+        if deltas.get(start, 0) != 0
+    ]
     return problems

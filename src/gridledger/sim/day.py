@@ -29,10 +29,13 @@ from gridledger.errors import ChainError, ValidationError
 from gridledger.ledger import Ledger, Role
 from gridledger.market import Order, SignedOrder, sign_order
 from gridledger.metering import Gateway, Reading, sign_reading
-from gridledger.node import IntervalOutcome, MarketOperator, enrol_supplier, save_deployment
+from gridledger.node import IntervalOutcome, enrol_supplier, save_deployment
+from gridledger.node.enrolment import Enrolment, Progress, enrol_many
 from gridledger.sim.community import Community, Household, build_community
 from gridledger.sim.strategies import TariffBand, zero_intelligence
-from gridledger.store import Meter, Participant, Store
+from gridledger.store import Participant, Store
+from gridledger.verifier.demo import DemoVerifiers
+from gridledger.verifier.panel import DEV_QUORUM, DEV_VERIFIER_COUNT
 
 DEMO_DB_URL = "sqlite:///.gridledger/demo.sqlite"
 METER_RATED_POWER_W = 30_000
@@ -55,6 +58,9 @@ class DayConfig:
     mechanism: str = "uniform"
     escrow_micro: int = 100_000_000  # 100 gEUR deposited per household
     fresh_db: bool = True  # start from an empty SQLite file (the demo default)
+    verifiers: int = DEV_VERIFIER_COUNT  # in-process verifiers co-signing every interval
+    quorum: int = DEV_QUORUM  # attestations the Market needs to settle
+    fault: str | None = None  # "operator-tamper", "verifier-down" or "verifier-lying"
 
     def __post_init__(self) -> None:
         if self.households < 2:
@@ -149,7 +155,9 @@ def day_start_s(community: Community) -> int:
 class DayRunner:
     """Runs the intervals of one community against one ledger and one store."""
 
-    def __init__(self, config: DayConfig, settings: Settings) -> None:
+    def __init__(
+        self, config: DayConfig, settings: Settings, progress: Progress | None = None
+    ) -> None:
         self.config = config
         self.settings = settings
         self.band = TariffBand(
@@ -167,7 +175,15 @@ class DayRunner:
             grid_code=settings.grid_code,  # the grid's sgens are farm-sized, not rooftops
         )
         key = bytes.fromhex(settings.operator_key.removeprefix("0x")) or None
-        self.ledger = Ledger.deploy(settings.chain, key, confirmations=settings.chain_confirmations)
+        dispute_dir = Path(settings.state_dir).parent / "disputes"
+        self.verifiers = DemoVerifiers(config.verifiers, config.quorum, config.fault, dispute_dir)
+        self.ledger = Ledger.deploy(
+            settings.chain,
+            key,
+            verifiers=self.verifiers.addresses,
+            quorum=config.quorum,
+            confirmations=settings.chain_confirmations,
+        )
         db_url = (
             DEMO_DB_URL
             if config.fresh_db and settings.db_url == Settings.db_url
@@ -177,29 +193,39 @@ class DayRunner:
         self.start_s = day_start_s(self.community)
         self.clock_s = self.start_s
         self.gateway = Gateway(self.store, self.ledger.domain, clock=lambda: self.clock_s)
-        self.members = [self._enrol(i, h) for i, h in enumerate(self.community.households)]
+        self.members = [self._member(i, h) for i, h in enumerate(self.community.households)]
+        enrol_many(self.ledger, self.store, [self._enrolment(m) for m in self.members], progress)
         self.batteries = {m.address: m.household.battery for m in self.members}
         grid = self.ledger.deployment.grid_operator
         self.store.add_participant(Participant(grid, "grid_operator", 0, "grid operator"))
         supplier = enrol_supplier(self.ledger, self.store, SUPPLIER_DEPOSIT_MICRO)
         save_deployment(self.store, self.ledger)
-        self.operator = MarketOperator(
-            self.store, self.ledger, settings, supplier, config.mechanism
+        self.operator = self.verifiers.operator_class()(
+            self.store, self.ledger, settings, supplier, self.verifiers, config.mechanism
         )
+        self.verifiers.bind(self.operator, self.ledger)
+        # Not the first interval: on the netting-root path a void needs a previous root.
+        second_s = self.start_s + (config.first_interval + 1) * self.community.interval_length_s
+        self.verifiers.tamper_from(self.operator, second_s)
         self.totals = DayTotals()
 
-    def _enrol(self, index: int, household: Household) -> Member:
+    @staticmethod
+    def _member(index: int, household: Household) -> Member:
         key, meter_key = key_from_seed(f"household-{index}"), key_from_seed(f"meter-{index}")
-        member = Member(household, key, meter_key, address_of(key), address_of(meter_key))
-        role = Role.PROSUMER if household.has_pv or household.battery else Role.CONSUMER
-        self.ledger.add_participant(member.address, role, household.bus)
-        self.ledger.register_meter(member.meter, member.address)
-        self.ledger.deposit_for(member.address, self.config.escrow_micro)
-        self.store.add_participant(
-            Participant(member.address, role.name.lower(), household.bus, household.name)
+        return Member(household, key, meter_key, address_of(key), address_of(meter_key))
+
+    def _enrolment(self, member: Member) -> Enrolment:
+        h = member.household
+        role = Role.PROSUMER if h.has_pv or h.battery else Role.CONSUMER
+        return Enrolment(
+            member.address,
+            role,
+            h.bus,
+            h.name,
+            member.meter,
+            METER_RATED_POWER_W,
+            self.config.escrow_micro,
         )
-        self.store.add_meter(Meter(member.meter, member.address, METER_RATED_POWER_W))
-        return member
 
     def run(self, on_interval: Callable[[int], None] | None = None) -> DayTotals:
         first = self.config.first_interval
@@ -207,6 +233,7 @@ class DayRunner:
             self.run_interval(k)
             if on_interval is not None:
                 on_interval(k + 1 - first)
+        self.operator.claim_all()  # the day's claims: every escrow holds what was settled
         return self.totals
 
     def net_positions_wh(self, k: int) -> list[int]:
@@ -330,15 +357,19 @@ def summarize(runner: DayRunner, wall_time_s: float) -> dict[str, Any]:
         "gas_used": runner.ledger.stats.gas_used,
         "grid_code": runner.community.grid_code,
         "wall_time_s": round(wall_time_s, 2),
+        **runner.verifiers.summary(),
     }
 
 
 def run_day(
-    config: DayConfig, settings: Settings, on_interval: Callable[[int], None] | None = None
+    config: DayConfig,
+    settings: Settings,
+    on_interval: Callable[[int], None] | None = None,
+    on_enrol: Progress | None = None,
 ) -> DayResult:
     """Run ``config.intervals`` intervals; returns the summary with the live store and ledger."""
     began = time.perf_counter()
-    runner = DayRunner(config, settings)
+    runner = DayRunner(config, settings, on_enrol)
     runner.run(on_interval)
     summary = summarize(runner, time.perf_counter() - began)
     return DayResult(summary, runner.store, runner.ledger, runner.settings)
