@@ -867,3 +867,56 @@ def keys_list(
         console.print(f"no keys in {keystore}: create one with gridledger keys new")
     for entry in entries:
         out.print(f"{entry.address}  {entry.path}", soft_wrap=True, highlight=False)
+
+
+# -- the local stack ------------------------------------------------------------------------
+stack_app = typer.Typer(
+    help="The whole local stack: PostgreSQL, mosquitto, anvil, the node.", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+STACK_DIR = Path(".gridledger/stack")
+
+
+@stack_app.command("up")
+def stack_up_command(
+    folder: Path = typer.Option(STACK_DIR, "--dir", help="Folder for data, logs and pids."),
+    ports_from: int | None = typer.Option(
+        None, help="Use ports N..N+3 instead of 5432, 1883, 8545, 8000."
+    ),
+) -> None:
+    """Start every service, wait until each is healthy, print the URLs."""
+    from gridledger.stack.local import stack_up
+
+    with friendly_errors(), console.status("starting PostgreSQL, mosquitto, anvil, the node…"):
+        record = stack_up(folder, ports_from)
+    for name, url in record["urls"].items():
+        out.print(f"{name:10} {url}", soft_wrap=True, highlight=False)
+    out.print(f"logs in {folder / 'logs'}; stop with gridledger stack down --dir {folder}")
+
+
+@stack_app.command("status")
+def stack_status_command(
+    folder: Path = typer.Option(STACK_DIR, "--dir", help="Folder of the stack."),
+) -> None:
+    """Each service: running, healthy (exit code 1 if any is not)."""
+    from gridledger.stack.local import stack_status
+
+    with friendly_errors():
+        status = stack_status(folder)
+    for name, state in status.items():
+        word = "healthy" if state["healthy"] else "running" if state["running"] else "stopped"
+        out.print(f"{name:10} {word:22} pid {state['pid']}")
+    if not all(s["healthy"] for s in status.values()):
+        raise typer.Exit(1)
+
+
+@stack_app.command("down")
+def stack_down_command(
+    folder: Path = typer.Option(STACK_DIR, "--dir", help="Folder of the stack."),
+) -> None:
+    """Stop the node first, then anvil, mosquitto and PostgreSQL; the data stays in --dir."""
+    from gridledger.stack.local import stack_down
+
+    with friendly_errors():
+        stopped = stack_down(folder)
+    out.print("stopped " + (", ".join(stopped) if stopped else "nothing (no service ran)"))
