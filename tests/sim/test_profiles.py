@@ -114,3 +114,22 @@ def test_the_own_data_scenario_runs_on_the_csv_households() -> None:
     assert result.summary["batteries"] == 2 and result.series.local_traded_wh.sum() > 0
     with pytest.raises(ValidationError, match="the data covers"):
         run_scenario(scenario.replace(days=3), write_files=False)
+
+
+def test_scenario_keys_for_profiles_and_the_engine_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(
+        '[profiles]\nload = "mine.csv"\ntimezone = "Europe/Berlin"\n'
+        '[grid]\npowerflow = "pandapower"\n',
+        encoding="utf-8",
+    )
+    scenario = load_scenario(tmp_path / "s.toml")
+    assert scenario.profile_load == str(tmp_path / "mine.csv")  # next to the scenario file
+    assert scenario.powerflow == "pandapower" and scenario.profile_timezone == "Europe/Berlin"
+    (tmp_path / "bad.toml").write_text('[grid]\npowerflow = "matpower"\n', encoding="utf-8")
+    with pytest.raises(ValidationError, match=r"grid\.powerflow"):
+        load_scenario(tmp_path / "bad.toml")
+    (tmp_path / "zone.toml").write_text(
+        '[profiles]\nload = "mine.csv"\ntimezone = "Mars/Olympus"\n', encoding="utf-8"
+    )
+    with pytest.raises(ValidationError, match=r"profiles\.timezone"):
+        run_scenario(load_scenario(tmp_path / "zone.toml"), write_files=False)
