@@ -55,6 +55,7 @@ halmos: $(BIN)/.installed $(NODE_MODULES)/.installed
 
 pytest: $(BIN)/.installed $(NODE_MODULES)/.installed services
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest --nbmake examples
 
 test: lint typecheck forge halmos pytest
 
