@@ -122,3 +122,41 @@ def test_a_late_reading_for_a_committed_interval_is_refused(runner: DayRunner) -
     late = Reading(address_of(key), 1, start_s, 900, 1, 0)
     outcome = runner.gateway.ingest([sign_reading(late, key, runner.ledger.domain)])
     assert outcome[0].status == "rejected" and outcome[0].code == "out_of_window"
+
+
+def test_kill_mid_claim_period_loses_nothing_and_pays_nothing_twice(
+    chain_url: str, db_url: str
+) -> None:
+    """Claims every 2 roots; the operator dies right after a claim batch was mined, before it
+    saw the batch: the restarted operator (book and claims rebuilt from store + chain) settles
+    on, claims only what is still owed, and every escrow ends at deposit + settled deltas."""
+    config = DayConfig(households=3, intervals=3, first_interval=START_INTERVAL, fresh_db=False)
+    settings = Settings(chain=chain_url, db_url=db_url, claim_period_intervals=2)
+    runner = DayRunner(config, settings)
+    before = escrows(runner)
+    for k in (START_INTERVAL, START_INTERVAL + 1):
+        start_s, result = prepare(runner, k)
+        runner.operator.settle_interval(start_s, result)  # type: ignore[arg-type]
+    claimed = runner.ledger.netting.root()
+    assert runner.operator.netting.claimed_through() == 2  # the period's claims went out
+    # Kill -9 emulated: the store forgets the claims it recorded (as if the process died after
+    # the claimMany transaction was mined and before the Claimed events were read).
+    runner.store.set_meta("netting_claims_next_block", "0")
+    runner.store.set_meta("netting_claimed_through_root", "0")
+    with runner.store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM netting_claims")
+    operator = restarted(runner)
+    assert operator.ledger.netting.root().root == claimed.root  # the book rebuilt from the store
+    assert operator.claim_all() == []  # the chain's Claimed events show nothing is owed
+    start_s, result = prepare(runner, START_INTERVAL + 2)
+    operator.settle_interval(start_s, result)  # type: ignore[arg-type]
+    operator.claim_all()
+    settled: dict[str, int] = {}
+    for p in runner.store.participants():
+        settled[p.address] = sum(
+            s.delta_micro for s in runner.store.settlements_of(p.address, limit=1000)
+        )
+    for address, escrow in before.items():
+        assert runner.ledger.escrow_of(address) == escrow + settled[address], address
+    assert runner.ledger.netting_capacity() == (0, 0)  # every posted credit and debit applied
+    assert runner.ledger.root_count() == 3 and runner.store.interval_status(start_s) == "settled"

@@ -72,3 +72,17 @@ def test_a_changed_reading_fails_its_proof(day: DayResult) -> None:
         day, dataclasses.replace(statement, intervals=(bad, *statement.intervals[1:]))
     )
     assert any("reading 1: its Merkle proof does not match" in p for p in problems), problems
+
+
+def test_each_claim_period_is_proven_and_a_changed_claim_is_named(day: DayResult) -> None:
+    statement = build_statement(day.store, billed(day)[0])
+    assert len(statement.claims) == 1  # six roots, one (daily) claim period
+    claim = statement.claims[0]
+    assert claim.net_micro == sum(i.delta_micro for i in statement.intervals)
+    closing = dataclasses.replace(
+        claim.closing, cumulative_micro=claim.closing.cumulative_micro + 1
+    )
+    bad = dataclasses.replace(statement, claims=(dataclasses.replace(claim, closing=closing),))
+    problems = verify(day, bad)
+    assert any("does not match the on-chain root" in p for p in problems), problems
+    assert any("deltas sum to" in p for p in problems), problems
