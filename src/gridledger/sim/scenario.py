@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ class Scenario:
                 raise ValidationError(name, f"must be within [0, 1], got {getattr(self, name)}")
         self._check_positive()
         self._check_ranges()
+        _check_grid_code(self.grid_code)
 
     def _check_positive(self) -> None:
         for name in (
@@ -228,19 +230,59 @@ def _coerce(key: str, field_name: str, value: Any) -> Any:
     return float(value) if float in expected and isinstance(value, int | float) else value
 
 
+def _did_you_mean(given: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _unknown(what: str, given: str, known: Sequence[str]) -> str:
+    """``unknown key; did you mean 'households'? known: ...`` (difflib's closest match)."""
+    return f"unknown {what}; {_did_you_mean(given, known)}known: {', '.join(known)}"
+
+
+def _unknown_key(section: str, key: str) -> str:
+    known = [k for s, k in _TOML_KEYS if s == section]
+    return _unknown(f"key in [{section}]" if section else "top-level key", key, known)
+
+
+# The SimBench low-voltage grids a community can live on (simbench.collect_all_simbench_codes);
+# other SimBench codes are checked against simbench's own list, imported only for them.
+LV_GRID_CODES = tuple(
+    f"1-LV-{kind}--{n}-{switches}"
+    for kind in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6")
+    for n in (0, 1, 2)
+    for switches in ("sw", "no_sw")
+)
+
+
+def _check_grid_code(code: str) -> None:
+    if code in LV_GRID_CODES:
+        return
+    import simbench
+
+    if code in simbench.collect_all_simbench_codes():
+        return
+    raise ValidationError(
+        "grid_code",
+        f"{code!r} is not a SimBench grid code; {_did_you_mean(code, LV_GRID_CODES)}"
+        "the low-voltage ones are 1-LV-{rural1,rural2,rural3,semiurb4,semiurb5,urban6}--{0,1,2}-"
+        "{sw,no_sw}, e.g. 1-LV-rural2--0-sw",
+    )
+
+
 def scenario_from_mapping(document: Mapping[str, Any]) -> Scenario:
     """Build a scenario from parsed TOML; errors name the TOML key."""
     values: dict[str, Any] = {}
     for section, content in document.items():
         if isinstance(content, Mapping):
             if section not in _SECTIONS:
-                raise ValidationError(section, f"unknown section; known: {sorted(_SECTIONS)}")
+                raise ValidationError(section, _unknown("section", section, sorted(_SECTIONS)))
             items = [(f"{section}.{k}", (section, k), v) for k, v in content.items()]
         else:
             items = [(section, ("", section), content)]
         for key, spec, value in items:
             if spec not in _TOML_KEYS:
-                raise ValidationError(key, "unknown key")
+                raise ValidationError(key, _unknown_key(*spec))
             values[_TOML_KEYS[spec]] = _coerce(key, _TOML_KEYS[spec], value)
     try:
         return Scenario(**values)
