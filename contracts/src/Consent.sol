@@ -72,6 +72,8 @@ contract Consent is AccessControl {
         if (grantee == address(0)) revert ZeroAddress();
         if (scopeBits == 0) revert ZeroScope();
         if (dataFromS >= dataToS) revert InvalidDataPeriod(dataFromS, dataToS);
+        // Seconds of validator drift are irrelevant for an expiry days or months away.
+        // forge-lint: disable-next-line(block-timestamp)
         if (expiresAtS <= block.timestamp) revert ExpiryNotInFuture(expiresAtS, block.timestamp);
         _grants.push(
             Grant(msg.sender, grantee, scopeBits, dataFromS, dataToS, uint64(block.timestamp), expiresAtS, 0)

@@ -286,6 +286,8 @@ contract Market is AccessControl, ReentrancyGuardTransient {
 
     /// @notice True once no interval has been settled for exitWindowS() seconds.
     function isStalled() public view returns (bool) {
+        // The window is a day by default: seconds of validator drift do not matter.
+        // forge-lint: disable-next-line(block-timestamp)
         return block.timestamp >= exitOpensAtS();
     }
 
@@ -296,6 +298,7 @@ contract Market is AccessControl, ReentrancyGuardTransient {
 
     function _requireStalled() private view {
         uint256 opensAtS = exitOpensAtS();
+        // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < opensAtS) revert NotStalled(opensAtS, block.timestamp);
     }
 

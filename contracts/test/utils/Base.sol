@@ -21,6 +21,7 @@ interface Vm {
     function load(address target, bytes32 slot) external view returns (bytes32 data);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function warp(uint256 newTimestamp) external;
+    function chainId(uint256 newChainId) external;
     function expectEmit() external;
     function assertEq(uint256 left, uint256 right, string calldata message) external pure;
     function assertEq(int256 left, int256 right, string calldata message) external pure;
