@@ -113,6 +113,11 @@ def demo(
     first_interval: int = typer.Option(
         0, min=0, help="Interval of the day to start at (48: noon)."
     ),
+    verifiers: int = typer.Option(3, min=1, help="In-process verifiers co-signing each interval."),
+    quorum: int = typer.Option(2, min=1, help="Attestations the Market needs to settle."),
+    fault: str | None = typer.Option(
+        None, help="operator-tamper, verifier-down or verifier-lying (see docs/trust-model.md)."
+    ),
 ) -> None:
     """Run one simulated trading day of a small energy community on a blockchain."""
     with friendly_errors():
@@ -126,6 +131,9 @@ def demo(
             seed=seed,
             first_interval=first_interval,
             fresh_db=db is None,
+            verifiers=verifiers,
+            quorum=quorum,
+            fault=fault,
         )
         with progress_bar("trading", intervals) as advance:
             result = run_day(config, settings, on_interval=advance)
@@ -183,6 +191,11 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("community cost, grid only", f"{summary['baseline_cost_micro'] / 1e6:,.2f} EUR"),
         ("community cost, with the market", f"{summary['market_cost_micro'] / 1e6:,.2f} EUR"),
         ("community savings", f"{summary['community_savings_micro'] / 1e6:,.2f} EUR"),
+        (
+            "verifiers (quorum): attested / disputed",
+            f"{summary['verifiers']} ({summary['quorum']}): {summary['attested_intervals']} / "
+            f"{summary['disputed_intervals']}",
+        ),
         ("chain transactions", f"{summary['chain_txs']:,}"),
         ("gas used", f"{summary['gas_used']:,}"),
         ("wall time", f"{summary['wall_time_s']:.1f} s"),

@@ -105,3 +105,28 @@ def test_a_tampered_interval_is_refused_with_the_line(tmp_path: Path, path: str)
     assert "energy_wh=800," in dispute.expected and "energy_wh=1300," in dispute.claimed
     package = package_of(op, start)
     check(void_attestation(package, chain_facts(op.ledger, package)))  # the void it does sign
+
+
+@pytest.mark.parametrize("path", ["direct", "root"])
+def test_a_disputed_interval_is_voided_and_the_next_one_settles(tmp_path: Path, path: str) -> None:
+    op = operator(tmp_path, path, TamperingOperator)
+    first, result = trade(op, 0)
+    op.settle_interval(first, result)  # type: ignore[arg-type]
+    assert isinstance(op, TamperingOperator)
+    op.tamper_from_s = START_S + 900
+    tampered, result = trade(op, 1)
+    op.claim_all()  # the first interval's nets are in escrow before we look
+    escrow_before = {p.address: op.ledger.escrow_of(p.address) for p in op.store.participants()}
+    outcome = op.settle_interval(tampered, result)  # type: ignore[arg-type]
+    assert op.ledger.interval(tampered).settled and outcome.settlement.deltas_micro == {}
+    assert outcome.lines == () and tampered in check_of(op).disputes
+    last, result = trade(op, 2)
+    op.settle_interval(last, result)  # type: ignore[arg-type]
+    assert check_of(op).attested == {first, last}
+    op.claim_all()
+    moved = {
+        p.address: op.ledger.escrow_of(p.address) - escrow_before[p.address]
+        for p in op.store.participants()
+    }
+    plan = op.plan(last, result)  # type: ignore[arg-type]
+    assert {a: d for a, d in moved.items() if d} == plan.settlement.deltas_micro
