@@ -4,8 +4,10 @@ Pure domain code never imports this package; the service layer hands it plain in
 """
 
 from gridledger.ledger.client import (
+    AccessLogCommitment,
     AccountView,
     ChainEvent,
+    ConsentGrant,
     Deployment,
     Ledger,
     NettingAccount,
@@ -20,8 +22,10 @@ from gridledger.ledger.netting import NettingBook, NettingClaim, NettingRoot, ne
 from gridledger.ledger.sender import TxResult, TxStats
 
 __all__ = [
+    "AccessLogCommitment",
     "AccountView",
     "ChainEvent",
+    "ConsentGrant",
     "Deployment",
     "Ledger",
     "NettingAccount",
