@@ -82,7 +82,7 @@ def test_each_kpi_has_one_definition_in_the_order_of_the_values() -> None:
 def test_values_are_shown_in_human_units() -> None:
     assert KPIS_BY_KEY["community_savings_micro"].format(-4_386_040) == "-4.39 EUR"
     assert KPIS_BY_KEY["local_share_of_demand"].format(0.18458) == "18.5%"
-    assert KPIS_BY_KEY["curtailed_wh"].format(164_326) == "164.3 kWh"
+    assert KPIS_BY_KEY["curtailed_wh"].format(164_326) == "164.33 kWh"
     assert KPIS_BY_KEY["transformer_peak_import_kw"].format(50.62) == "50.6 kW"
     assert KPIS_BY_KEY["max_trafo_loading_percent"].format(81.234) == "81.2 %"
 
@@ -91,3 +91,17 @@ def test_docs_kpis_md_is_generated_from_the_definitions() -> None:
     assert DOCS.read_text(encoding="utf-8") == kpis_markdown(), (
         "regenerate: python -m gridledger.sim.kpis > docs/kpis.md"
     )
+
+
+def test_the_run_as_dataframes_with_a_time_index(run: ScenarioResult) -> None:
+    from gridledger.sim.frames import bills_frame, intervals_frame
+
+    frame = intervals_frame(run, "Europe/Berlin")
+    assert len(frame) == 96 and str(frame.index.tz) == "Europe/Berlin"
+    assert frame.index[0].isoformat() == "2016-06-08T02:00:00+02:00"  # 00:00 UTC
+    assert (frame.index[1] - frame.index[0]).total_seconds() == 900
+    local, demand = frame["local_traded_wh"].sum(), frame["demand_wh"].sum()
+    assert local / demand == pytest.approx(run.kpis.local_share_of_demand)
+    bills = bills_frame(run)
+    assert list(bills.index) == list(run.household_names)
+    assert bills["savings_micro"].sum() == run.kpis.community_savings_micro

@@ -3,18 +3,22 @@
 Rows are kept sorted by ``ids`` (unique): the id is the canonical tie-breaker, so two books
 holding the same orders are identical whatever order the orders arrived in. ``sequence`` keeps
 the arrival order for the continuous double auction, the only mechanism that uses it.
+
+Offline, ids may be words (``Book.from_arrays(["alice", "bob"], ["buy", "sell"], ...)``): rows
+are then sorted by those names, ``labels`` keeps them and trades are reported by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from gridledger.errors import ValidationError
-from gridledger.market.orders import BUY, SELL, Order
+from gridledger.market.orders import BUY, SELL, SIDE_CODES, Order
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -34,9 +38,19 @@ class Book:
     zone: Int64Array
     sequence: Int64Array
     orders: tuple[Order, ...] | None = None
+    labels: tuple[str, ...] | None = None  # the name of each row, when ids were given as words
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    def names(self, rows: npt.ArrayLike) -> list[str]:
+        """What people call the given rows: their label, else their participant, else the id."""
+        picked = np.asarray(rows, dtype=np.int64).tolist()
+        if self.labels is not None:
+            return [self.labels[r] for r in picked]
+        if self.orders is not None:
+            return [self.orders[r].participant for r in picked]
+        return [str(int(self.ids[r])) for r in picked]
 
     @property
     def n_buys(self) -> int:
@@ -52,10 +66,17 @@ class Book:
         zone: npt.ArrayLike | None = None,
         sequence: npt.ArrayLike | None = None,
     ) -> Book:
-        """Validate the columns and sort rows by id; ``sequence`` defaults to the given order."""
+        """Validate the columns and sort rows by id; ``sequence`` defaults to the given order.
+
+        ``ids`` may be words (unique names, kept as ``labels``) and ``side`` may be ``"buy"`` /
+        ``"sell"`` as well as 0 / 1.
+        """
+        labels = _labels(ids)
+        if labels is not None:
+            ids = _ranks(labels)
         cols = {
             "ids": _int64("ids", ids),
-            "side": _int64("side", side),
+            "side": _int64("side", _side_codes(side)),
             "energy_wh": _int64("energy_wh", energy_wh),
             "price_micro_per_kwh": _int64("price_micro_per_kwh", price_micro_per_kwh),
         }
@@ -78,6 +99,7 @@ class Book:
             cols["price_micro_per_kwh"],
             cols["zone"],
             cols["sequence"],
+            labels=None if labels is None else tuple(sorted(labels)),
         )
 
     @classmethod
@@ -87,7 +109,13 @@ class Book:
         Rows are sorted by the orders' EIP-712 struct hash and ids are their rank in that order,
         so the id tie-break is the order hash and never the arrival order.
         """
-        hashes = [o.struct_hash() for o in orders]
+        offline = any(o.is_offline for o in orders)  # plain ids cannot be hashed: sort by value
+        hashes: list[Any] = [
+            (o.participant, o.side, o.energy_wh, o.price_micro_per_kwh, o.nonce)
+            if offline
+            else o.struct_hash()
+            for o in orders
+        ]
         if len(set(hashes)) != len(hashes):
             raise ValidationError("orders", "the same order appears twice")
         by_hash = sorted(range(len(orders)), key=hashes.__getitem__)
@@ -110,6 +138,44 @@ class Book:
             book.sequence,
             ranked,
         )
+
+
+def _labels(ids: npt.ArrayLike) -> list[str] | None:
+    """The ids as names when they are words (strings), else None."""
+    array = np.asarray(ids)
+    if array.dtype.kind not in "OUS" or array.ndim != 1 or not array.size:
+        return None
+    raw = array.tolist()
+    if not all(isinstance(v, str) for v in raw):
+        return None
+    values: list[str] = raw
+    seen: set[str] = set()
+    for row, name in enumerate(values):
+        if not name.strip():
+            raise ValidationError("ids", f"an empty name at row {row}")
+        if name in seen:
+            raise ValidationError("ids", f"must be unique, {name!r} appears twice")
+        seen.add(name)
+    return values
+
+
+def _ranks(labels: Sequence[str]) -> list[int]:
+    order = {name: rank for rank, name in enumerate(sorted(labels))}
+    return [order[name] for name in labels]
+
+
+def _side_codes(side: npt.ArrayLike) -> npt.ArrayLike:
+    """``"buy"`` / ``"sell"`` (any case) as 0 / 1; numbers pass through to be checked."""
+    values = np.asarray(side)
+    if values.dtype.kind not in "OUS":
+        return side
+    codes = []
+    for row, word in enumerate(values.tolist()):
+        code = SIDE_CODES.get(str(word).strip().lower())
+        if code is None:
+            raise ValidationError("side", f"must be 'buy' or 'sell', got {word!r} at row {row}")
+        codes.append(code)
+    return codes
 
 
 def _int64(name: str, values: npt.ArrayLike) -> Int64Array:

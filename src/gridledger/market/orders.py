@@ -8,6 +8,7 @@ Verification is pure: everything it needs from the store and the chain arrives t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -28,6 +29,8 @@ Side = Literal["buy", "sell"]
 SIDE_CODES: Mapping[str, int] = {"buy": 0, "sell": 1}
 BUY, SELL = 0, 1
 _UINT64_MAX = (1 << 64) - 1
+# Offline clearing (researchers, notebooks) names participants in words: "alice", "house-7".
+PLAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 ORDER_TYPE = StructType(
     "Order",
@@ -51,18 +54,30 @@ def _require_uint(name: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True)
 class Order:
-    """A limit order for one interval; a buy's ``price_micro_per_kwh`` includes the grid fee."""
+    """A limit order for one interval; a buy's ``price_micro_per_kwh`` includes the grid fee.
+
+    For the chain, ``participant`` is a checksummed address and the order is signed. Offline,
+    for clearing only, it may be a plain id (``Order("alice", "buy", 500, 250_000)``); such an
+    order cannot be signed, hashed or committed.
+    """
 
     participant: str
     side: Side
     energy_wh: int
     price_micro_per_kwh: int
-    interval_start_s: int
-    nonce: int
+    interval_start_s: int = 0
+    nonce: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.participant, str) or not is_checksum_address(self.participant):
-            raise ValidationError("participant", f"not a checksummed address: {self.participant!r}")
+        if not isinstance(self.participant, str) or not (
+            is_checksum_address(self.participant)
+            or (PLAIN_ID.fullmatch(self.participant) and not self.participant.startswith("0x"))
+        ):
+            raise ValidationError(
+                "participant",
+                f"not a checksummed address nor a plain id (a letter, then up to 63 letters, "
+                f"digits or _.:-): {self.participant!r}",
+            )
         if self.side not in SIDE_CODES:
             raise ValidationError("side", f"must be 'buy' or 'sell', got {self.side!r}")
         _require_uint("energy_wh", self.energy_wh, 1)
@@ -74,8 +89,19 @@ class Order:
     def side_code(self) -> int:
         return SIDE_CODES[self.side]
 
+    @property
+    def is_offline(self) -> bool:
+        """Named by a plain id: it clears, but it cannot be signed or committed on-chain."""
+        return not is_checksum_address(self.participant)
+
     def struct_values(self) -> tuple[str, int, int, int, int, int]:
         """Field values in EIP-712 struct order (also the ABI order of the order's Merkle leaf)."""
+        if self.is_offline:
+            raise ValidationError(
+                "participant",
+                f"{self.participant!r} is a plain id: it clears offline, but a signed or "
+                "committed order needs the participant's checksummed address",
+            )
         return (
             self.participant,
             self.side_code,

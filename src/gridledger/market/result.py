@@ -46,8 +46,9 @@ class ClearingResult:
     book: Book
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (ids, not rows), as the CLI prints it."""
-        ids = self.book.ids
+        """A JSON-ready summary (ids, not rows; names when the book's ids were words)."""
+        labels = self.book.labels
+        ids: Any = self.book.ids if labels is None else np.asarray(labels, dtype=object)
         t = self.trades
         return {
             "mechanism": self.mechanism,
@@ -57,8 +58,8 @@ class ClearingResult:
             "n_trades": len(t),
             "trades": [
                 {
-                    "buy_id": int(b),
-                    "sell_id": int(s),
+                    "buy_id": _json_id(b),
+                    "sell_id": _json_id(s),
                     "energy_wh": int(e),
                     "price_micro_per_kwh": int(p),
                     "fee_micro_per_kwh": int(f),
@@ -72,5 +73,11 @@ class ClearingResult:
                     strict=True,
                 )
             ],
-            "filled_wh": {int(i): int(f) for i, f in zip(ids, self.filled_wh, strict=True) if f},
+            "filled_wh": {
+                _json_id(i): int(f) for i, f in zip(ids, self.filled_wh, strict=True) if f
+            },
         }
+
+
+def _json_id(value: Any) -> int | str:
+    return value if isinstance(value, str) else int(value)
