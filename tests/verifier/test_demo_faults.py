@@ -25,7 +25,8 @@ def day(tmp_path: Path, fault: str | None) -> dict[str, object]:
     settings = Settings(
         db_url=f"sqlite:///{tmp_path / 'demo.sqlite'}", state_dir=str(tmp_path / "s")
     )
-    return run_day(config, settings).summary
+    summary: dict[str, object] = run_day(config, settings).summary
+    return summary
 
 
 @pytest.mark.parametrize("fault", [None, "verifier-down", "verifier-lying"])

@@ -24,7 +24,7 @@ PEOPLE = ("ana", "ben", "cem")
 
 
 def key(name: str) -> bytes:
-    return key_from_seed("check-" + name)
+    return bytes(key_from_seed("check-" + name))
 
 
 def operator(tmp_path: Path, path: str, cls: type[MarketOperator]) -> MarketOperator:
