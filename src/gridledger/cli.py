@@ -15,7 +15,14 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from gridledger.config import load_settings
@@ -70,6 +77,29 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)
+
+
+@contextmanager
+def steps_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per named step (enrolment of participants, meters, deposits; then trading),
+    each with its count, share, elapsed time and time left."""
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[progress.percentage]{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[str, Any] = {}
+
+        def advance(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=max(total, 1))
+            progress.update(tasks[step], completed=done)
+
+        yield advance
 
 
 def emit_json(data: Any, path: Path | None = None) -> None:
@@ -135,8 +165,13 @@ def demo(
             quorum=quorum,
             fault=fault,
         )
-        with progress_bar("trading", intervals) as advance:
-            result = run_day(config, settings, on_interval=advance)
+        with steps_bar() as bar:
+            result = run_day(
+                config,
+                settings,
+                on_interval=lambda done: bar("trading", done, intervals),
+                on_enrol=bar,
+            )
         out.print(summary_table(result.summary))
         if json_path is not None:
             emit_json(result.summary, json_path)
@@ -221,39 +256,50 @@ def main() -> None:  # pragma: no cover - console entry point
 # -- market ---------------------------------------------------------------------------------
 @market_app.command("clear")
 def market_clear(
-    orders: Path = typer.Option(..., "--orders", help="CSV with columns id,side,energy_wh,price."),
+    orders: Path = typer.Option(
+        ...,
+        "--orders",
+        help="CSV with columns id,side,energy_wh and a price: price_per_kwh (0.25), "
+        "price_micro_per_kwh (250000), or price (micro-units unless --price-unit per_kwh); "
+        "',' or ';' separated.",
+    ),
     mechanism: str = typer.Option("uniform", help="uniform | pay-as-bid | cda"),
     grid_fee: int = typer.Option(0, help="Grid fee in micro-units per kWh, paid by buyers."),
+    price_unit: str | None = typer.Option(
+        None, help="Unit of a bare 'price' column: micro (default) or per_kwh."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Clear an order book from a CSV file and print the price, the volume and the trades."""
+    from gridledger.errors import ValidationError
     from gridledger.iotools.csvbook import read_book_csv
     from gridledger.market import clear
+    from gridledger.web.units import energy_text, price_text
 
     with friendly_errors():
-        result = clear(read_book_csv(orders), mechanism, grid_fee).to_dict()
+        if price_unit not in (None, "micro", "per_kwh"):
+            raise ValidationError("--price-unit", f"must be micro or per_kwh, got {price_unit!r}")
+        unit: Literal["micro", "per_kwh"] | None = (
+            None if price_unit is None else "micro" if price_unit == "micro" else "per_kwh"
+        )
+        result = clear(read_book_csv(orders, unit), mechanism, grid_fee).to_dict()
     if as_json:
         emit_json(result)
         return
-    price = result["clearing_price_micro_per_kwh"]
+    currency = load_settings().currency
     out.print(
         f"mechanism {result['mechanism']}: {result['n_orders']} orders, "
-        f"{result['n_trades']} trades, {result['cleared_energy_wh']:,} Wh cleared, "
-        f"price {'–' if price is None else f'{price:,} µ/kWh'}"
+        f"{result['n_trades']} trades, {energy_text(result['cleared_energy_wh'])} cleared, "
+        f"price {price_text(result['clearing_price_micro_per_kwh'], currency)}"
     )
-    table = Table("buy id", "sell id", "energy_wh", "price µ/kWh", "fee µ/kWh")
+    table = Table("buyer", "seller", "energy", "price", "grid fee")
     for t in result["trades"][:50]:
         table.add_row(
-            *(
-                str(t[k])
-                for k in (
-                    "buy_id",
-                    "sell_id",
-                    "energy_wh",
-                    "price_micro_per_kwh",
-                    "fee_micro_per_kwh",
-                )
-            )
+            str(t["buy_id"]),
+            str(t["sell_id"]),
+            energy_text(t["energy_wh"]),
+            price_text(t["price_micro_per_kwh"], currency),
+            price_text(t["fee_micro_per_kwh"], currency),
         )
     out.print(table)
 
@@ -512,9 +558,7 @@ def statement(
                 "pass --allow-empty for an empty statement"
             )
         from_s, to_s = month_range_s(month) if month else (0, 2**62)
-        built = build_statement(
-            store, participant, from_s, to_s, settings.claim_period_intervals
-        )
+        built = build_statement(store, participant, from_s, to_s, settings.claim_period_intervals)
         log_operator_read(store, participant, "statement")
         if as_json:
             emit_json(statement_json(built))
@@ -640,6 +684,71 @@ def access_log_command(
             fail("; ".join(report.problems))
         if verify:
             out.print("verified: every committed entry proves into its day's on-chain root")
+
+
+consent_app = typer.Typer(help="Share your data with a grantee, revocably.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+KEY_OPTION = typer.Option(..., "--key", help="Your key: a keystore v3 file or a hex key file.")
+
+
+@consent_app.command("grant")
+def consent_grant_command(
+    key: Path = KEY_OPTION,
+    grantee: str = typer.Option(..., help="Who may read: the grantee's address."),
+    scope: list[str] = typer.Option(..., help="readings, statements or aggregates (repeat)."),
+    data_from: str = typer.Option(..., "--from", help="First moment of data (date or unix s)."),
+    data_to: str = typer.Option(..., "--to", help="End of the data (date or unix s)."),
+    expires: str = typer.Option(..., help="When the grant ends (date or unix s)."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+) -> None:
+    """Let a grantee read your data of some scopes over a period, until an expiry."""
+    from gridledger.privacy import commands
+    from gridledger.store import Store
+    from gridledger.verifier.keyfile import load_key_file
+
+    with friendly_errors():
+        store = Store.open(load_settings({"db_url": db}).db_url)
+        emit_json(
+            commands.consent_grant(
+                store,
+                load_key_file(key),
+                grantee,
+                scope,
+                commands.parse_time_s(data_from, "--from"),
+                commands.parse_time_s(data_to, "--to"),
+                commands.parse_time_s(expires, "--expires"),
+            )
+        )
+
+
+@consent_app.command("revoke")
+def consent_revoke_command(
+    key: Path = KEY_OPTION,
+    grant_id: int = typer.Option(..., "--id", min=1, help="The grant to revoke."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+) -> None:
+    """Revoke one of your grants; the grantee loses access at once."""
+    from gridledger.privacy import commands
+    from gridledger.store import Store
+    from gridledger.verifier.keyfile import load_key_file
+
+    with friendly_errors():
+        store = Store.open(load_settings({"db_url": db}).db_url)
+        emit_json(commands.consent_revoke(store, load_key_file(key), grant_id))
+
+
+@consent_app.command("list")
+def consent_list_command(
+    address: str = typer.Option(..., "--participant", help="Grants this address gave or got."),
+    db: str | None = typer.Option(None, help="Database URL (default: the configured one)."),
+) -> None:
+    """Every grant a participant gave or received, as the Consent contract holds it."""
+    from gridledger.privacy import commands
+    from gridledger.store import Store
+
+    with friendly_errors():
+        store = Store.open(load_settings({"db_url": db}).db_url)
+        emit_json(commands.consent_list(store, address))
 
 
 # -- the node -------------------------------------------------------------------------------
