@@ -1,22 +1,30 @@
-"""Privacy routes: a participant's access log, and DP community statistics for grantees.
+"""Privacy routes: consents, the data a grantee may read, a participant's access log, and DP
+community statistics.
 
-Aggregates are answered to any signed-in caller (a researcher, an aggregator) and charged to
-that caller's epsilon budget (docs/privacy.md); a release over budget is a 409 problem.
+A grantee signed in with SIWE reads an owner's data only under a grant in force on the Consent
+contract, exactly the granted period, as JSON or Green Button XML; anything else is a 403
+problem naming the reason. Aggregates are answered to any signed-in caller and charged to its
+epsilon budget (docs/privacy.md); a release over budget is a 409 problem.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Query
+from fastapi.responses import Response
 
 from gridledger.api._app import INT64_MAX, ApiContext
 from gridledger.api._auth import Principal
 from gridledger.api._routes_auth import caller_dependency, require_own
+from gridledger.iotools.greenbutton import from_readings, write_greenbutton
+from gridledger.metering import Reading
 from gridledger.node.market import AUDITOR, OPERATOR
-from gridledger.privacy.access_log import access_report
+from gridledger.privacy.access_log import access_report, record_access
 from gridledger.privacy.aggregates import load_profile, self_sufficiency
 from gridledger.privacy.commands import report_json
+from gridledger.privacy.consent import ConsentChain, consented_readings, scope_names
 from gridledger.privacy.keys import leaf_key_of
 
 OWN: dict[str, Any] = {"x-access": "own"}
@@ -45,6 +53,73 @@ def add_privacy_routes(app: FastAPI, ctx: ApiContext) -> None:
         entries with their salts and Merkle proofs against the day's on-chain root."""
         require_own(principal, address, OPERATOR, AUDITOR)
         return report_json(access_report(store, address, leaf_key_of(store)))
+
+    def consent_chain() -> tuple[ConsentChain, Any]:
+        view = ctx.chain_view()
+        return view.ledger, view.lock
+
+    @app.get("/v1/consents", openapi_extra=SIGNED_IN, tags=["privacy"])
+    def consents(principal: Principal = Depends(caller)) -> list[dict[str, Any]]:
+        """The grants the caller gave or received, as the Consent contract holds them."""
+        view = ctx.chain_view()
+        with view.lock:
+            events = view.ledger.consent_events()
+            ids = sorted(
+                {
+                    int(e.args["id"])
+                    for e in events
+                    if e.name == "ConsentGranted"
+                    and principal.address in (e.args["owner"], e.args["grantee"])
+                }
+            )
+            grants = [view.ledger.consent_grant(i) for i in ids]
+        return [{**dataclasses.asdict(g), "scopes": scope_names(g.scope_bits)} for g in grants]
+
+    @app.get("/v1/grantee/{address}/readings", openapi_extra=OWN, tags=["privacy"])
+    def grantee_readings(
+        address: str = Path(pattern=ADDRESS_PATTERN),
+        from_s: int | None = Query(None, ge=0, le=INT64_MAX),
+        to_s: int | None = Query(None, ge=1, le=INT64_MAX),
+        format: str = Query("json", pattern="^(json|greenbutton)$"),
+        principal: Principal = Depends(caller),
+    ) -> Any:
+        """The owner's meter readings the caller may read: the owner itself, operators and
+        auditors all of them; anyone else exactly what a consent grant in force covers."""
+        if principal.address == address or principal.role in (OPERATOR, AUDITOR):
+            readings = _own_readings(address, from_s, to_s)
+            record_access(
+                store,
+                reader=principal.address,
+                reader_role=principal.role,
+                subject=address,
+                what="readings",
+            )
+            grant_id = 0
+        else:
+            chain, lock = consent_chain()
+            with lock:
+                served = consented_readings(
+                    store, chain, address, principal.address, (from_s, to_s)
+                )
+            readings, grant_id = list(served.readings), served.grant_id
+        if format == "greenbutton":
+            xml = write_greenbutton(from_readings(readings), title=f"gridledger {address}")
+            return Response(xml, media_type="application/atom+xml")
+        return {
+            "owner": address,
+            "consent_id": grant_id,
+            "readings": [dataclasses.asdict(r) for r in readings],
+        }
+
+    def _own_readings(owner: str, from_s: int | None, to_s: int | None) -> list[Reading]:
+        lo, hi = from_s or 0, to_s or INT64_MAX
+        meters = [m.address for m in store.meters() if m.owner == owner]
+        return [
+            s.reading
+            for m in meters
+            for s in store.readings_of_meter(m)
+            if lo <= s.reading.interval_start_s and s.reading.interval_end_s <= hi
+        ]
 
     @app.get("/v1/aggregates/load-profile", openapi_extra=SIGNED_IN, tags=["privacy"])
     def community_load_profile(

@@ -5,28 +5,29 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from gridledger.errors import NotFoundError, ValidationError
+from gridledger.errors import ValidationError
 from gridledger.privacy.access_log import AccessLogChain, AccessReport, access_report, commit_days
 from gridledger.privacy.keys import leaf_key_of
 from gridledger.store import Store
 
 
+class LedgerAccessLog:
+    """The Consent contract's access-log roots through the ledger client (an AccessLogChain)."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+
+    def commit_access_log(self, day_start_s: int, root: bytes, entry_count: int) -> str:
+        return str(self.ledger.commit_access_log(day_start_s, root, entry_count).tx_hash)
+
+    def access_log_root(self, day_start_s: int) -> tuple[bytes, int] | None:
+        held = self.ledger.access_log(day_start_s)
+        return None if held.committed_at_s == 0 else (bytes(held.root), int(held.entry_count))
+
+
 def ledger_access_log(store: Store) -> AccessLogChain:
     """The chain's access-log commitments for the store's deployment (the Consent contract)."""
-    from gridledger.ledger import Ledger
-    from gridledger.node import load_deployment
-
-    chain, deployment = load_deployment(store)
-    if chain == "memory":
-        raise ValidationError(
-            "chain",
-            "the embedded chain ended with the process that ran it: run the node with "
-            "--chain URL to verify the access log later",
-        )
-    ledger = Ledger.attach(chain, deployment)
-    if not hasattr(ledger, "commit_access_log") or not hasattr(ledger, "access_log_root"):
-        raise NotFoundError("this deployment has no Consent contract to hold access-log roots")
-    return ledger  # type: ignore[return-value]
+    return LedgerAccessLog(_attached(store))
 
 
 def access_log_report(store: Store, participant: str, verify: bool) -> AccessReport:
@@ -69,3 +70,84 @@ def report_json(report: AccessReport) -> dict[str, Any]:
 
 def _day(day_start_s: int) -> str:
     return dt.datetime.fromtimestamp(day_start_s, dt.UTC).date().isoformat()
+
+
+# -- consent -----------------------------------------------------------------------------------
+def _attached(store: Store) -> Any:
+    from gridledger.ledger import Ledger
+    from gridledger.node import load_deployment
+
+    chain, deployment = load_deployment(store)
+    if chain == "memory":
+        raise ValidationError(
+            "chain", "the embedded chain ended with the process that ran it: use --chain URL"
+        )
+    return Ledger.attach(chain, deployment)
+
+
+def parse_time_s(text: str, field: str) -> int:
+    """Unix seconds, or an ISO date / date-time (UTC unless it names its offset)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            field, f"expected unix seconds or an ISO date, got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp())
+
+
+def grant_json(grant: Any) -> dict[str, Any]:
+    from gridledger.privacy.consent import scope_names
+
+    return {
+        "id": grant.grant_id,
+        "owner": grant.owner,
+        "grantee": grant.grantee,
+        "scopes": scope_names(grant.scope_bits),
+        "data_from_s": grant.data_from_s,
+        "data_to_s": grant.data_to_s,
+        "expires_at_s": grant.expires_at_s,
+        "revoked_at_s": grant.revoked_at_s,
+    }
+
+
+def consent_grant(
+    store: Store,
+    key: bytes,
+    grantee: str,
+    scopes: list[str],
+    data_from_s: int,
+    data_to_s: int,
+    expires_at_s: int,
+) -> dict[str, Any]:
+    from gridledger.privacy.consent import scope_bits
+
+    ledger = _attached(store)
+    bits = scope_bits(scopes)
+    grant_id, tx = ledger.participant_client(key).grant_consent(
+        grantee, bits, data_from_s, data_to_s, expires_at_s
+    )
+    return {**grant_json(ledger.consent_grant(grant_id)), "tx": tx.tx_hash}
+
+
+def consent_revoke(store: Store, key: bytes, grant_id: int) -> dict[str, Any]:
+    ledger = _attached(store)
+    tx = ledger.participant_client(key).revoke_consent(grant_id)
+    return {**grant_json(ledger.consent_grant(grant_id)), "tx": tx.tx_hash}
+
+
+def consent_list(store: Store, address: str) -> list[dict[str, Any]]:
+    """Every grant ``address`` gave or received, from the Consent contract's events."""
+    ledger = _attached(store)
+    ids = sorted(
+        {
+            int(e.args["id"])
+            for e in ledger.consent_events()
+            if e.name == "ConsentGranted" and address in (e.args["owner"], e.args["grantee"])
+        }
+    )
+    return [grant_json(ledger.consent_grant(i)) for i in ids]
