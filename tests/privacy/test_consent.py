@@ -15,8 +15,16 @@ import pytest
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import AuthorizationError
 from gridledger.ledger import Ledger
-from gridledger.privacy.access_log import entries_about
+from gridledger.privacy.access_log import (
+    DAY_S,
+    access_report,
+    commit_days,
+    entries_about,
+    record_access,
+)
+from gridledger.privacy.commands import LedgerAccessLog
 from gridledger.privacy.consent import SCOPES, consented_readings, grant_in_force
+from gridledger.privacy.keys import leaf_key_of
 from gridledger.store import Meter, Participant, Store
 from gridledger.verifier.panel import DEV_QUORUM, dev_verifier_addresses
 from tests.metering.factory import INTERVAL_S, T0, fleet, signed
@@ -106,3 +114,23 @@ def test_data_outside_the_granted_period_is_refused(setup: Setup) -> None:
         s.store, s.ledger, s.owner, s.grantee, (DATA_FROM + INTERVAL_S, DATA_TO), now
     )
     assert len(inside.readings) == 3
+
+
+def test_access_log_days_are_committed_and_verified_on_chain(setup: Setup) -> None:
+    s = setup
+    day0 = (s.granted_at_s // DAY_S - 2) * DAY_S  # a finished day
+    for i in range(3):
+        record_access(
+            s.store,
+            reader=s.grantee,
+            reader_role="grantee",
+            subject=s.owner,
+            what="readings",
+            consent_id=s.grant_id,
+            at_s=day0 + i,
+        )
+    chain = LedgerAccessLog(s.ledger)
+    (day,) = commit_days(s.store, chain, leaf_key_of(s.store), now_s=day0 + DAY_S)
+    assert chain.access_log_root(day0) == (day.root, 3)
+    report = access_report(s.store, s.owner, leaf_key_of(s.store), chain)
+    assert len(report.entries) == 3 and report.problems == ()
