@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gridledger.web.units import energy_text, money_text, power_text
+
 FloatArray = npt.NDArray[np.float64]
 Int64Array = npt.NDArray[np.int64]
 
@@ -39,12 +41,12 @@ class KpiDefinition:
         if self.unit == "%":
             return f"{value:,.1f} %"
         if self.unit == "EUR":
-            return f"{value / 1e6:,.2f} {currency}"
+            return money_text(int(value), currency)
         if self.unit == "kWh":
-            return f"{value / 1000:,.1f} kWh"
+            return energy_text(value)
         if self.unit == "kW":
-            return f"{value:,.1f} kW"
-        return f"{value:,}"
+            return power_text(float(value))
+        return f"{value:,} {self.unit}"
 
 
 KPI_DEFINITIONS: tuple[KpiDefinition, ...] = (
