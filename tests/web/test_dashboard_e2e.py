@@ -58,8 +58,8 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(url + "/")
-            page.wait_for_selector('#live-status[data-mode="live"]', timeout=15_000)
-            page.wait_for_selector("#grid-map .grid-bus", timeout=30_000)
+            page.wait_for_selector('#live-status[data-mode="live"]', timeout=60_000)
+            page.wait_for_selector("#grid-map .grid-bus", timeout=120_000)  # SimBench loads slowly
             assert (
                 page.evaluate(
                     "gridledgerProofs.bytesToHex(gridledgerProofs.keccak256(new Uint8Array()))"
@@ -73,44 +73,44 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
             for who, side, price in ((seller, "sell", 100_000), (buyer, "buy", 200_000)):
                 body = order_body(who, domain, side, 700, price, start, 1)
                 httpx.post(
-                    f"{url}/v1/orders", json=body, headers=who.participant.headers
+                    f"{url}/v1/orders", json=body, headers=who.participant.headers, timeout=60
                 ).raise_for_status()
             page.wait_for_function(
                 "document.querySelectorAll('#price-chart .price-point').length >= 1",
-                timeout=15_000,
+                timeout=60_000,
             )
             assert interval_status(url, start) in ("cleared", "settled")
-            cleared = httpx.get(f"{url}/v1/intervals/{start}").json()
+            cleared = httpx.get(f"{url}/v1/intervals/{start}", timeout=60).json()
             expected_price = f"{cleared['clearing_price_micro_per_kwh'] / 1e6:.4f} EUR/kWh"
             page.wait_for_function(
                 "t => [...document.querySelectorAll('#intervals td.price')]"
                 ".some(td => td.textContent === t)",
                 arg=expected_price,
-                timeout=15_000,
+                timeout=60_000,
             )
             first_row = page.locator("#intervals tbody tr").first.inner_text()
             assert "CET" in first_row or "CEST" in first_row, first_row  # Europe/Berlin clock
             assert "µ" not in page.locator("body").inner_text()
 
-            wait_for(lambda: market(url)["market_time_s"] >= start + 900, 15, "the interval end")
+            wait_for(lambda: market(url)["market_time_s"] >= start + 900, 60, "the interval end")
             readings = [
                 reading_body(seller, domain, start, 0, 700),
                 reading_body(buyer, domain, start, 700, 0),
             ]
-            httpx.post(f"{url}/v1/readings", json=readings).raise_for_status()
-            wait_for(lambda: interval_status(url, start) == "settled", 15, "settlement")
+            httpx.post(f"{url}/v1/readings", json=readings, timeout=60).raise_for_status()
+            wait_for(lambda: interval_status(url, start) == "settled", 60, "settlement")
 
             page.goto(url + "/household")  # the household's own page
             page.fill("#token-input", seller.participant.token)
             page.click("#token-form button[type=submit]")
-            page.wait_for_selector("#account-body:not([hidden])", timeout=10_000)
+            page.wait_for_selector("#account-body:not([hidden])", timeout=60_000)
             page.wait_for_function(
-                "document.querySelectorAll('#my-trades tbody tr').length >= 1", timeout=10_000
+                "document.querySelectorAll('#my-trades tbody tr').length >= 1", timeout=60_000
             )
             page.click("#verify")
             page.wait_for_function(
                 "Number(document.getElementById('verify-result').dataset.verified || 0) >= 1",
-                timeout=20_000,
+                timeout=60_000,
             )
             assert page.get_attribute("#verify-result", "data-failed") == "0"
             bill = page.locator("#my-bill").inner_text()

@@ -306,7 +306,7 @@ async function verifyStatement() {
       roots[start] ||= await getJSON(`/v1/chain/intervals/${start}`);
       if (!roots[start].settled) { pending++; if (cell) cell.textContent = "not settled yet"; continue; }
       const proof = await getJSON(`/v1/readings/${reading.id}/proof`, authed());
-      const good = verifyProof(readingLeaf(reading), proof.proof, roots[start].readings_root);
+      const good = verifyProof(readingLeaf(reading, proof.salt), proof.proof, roots[start].readings_root);
       good ? ok++ : failed++;
       if (cell) { cell.textContent = good ? "✓ on-chain root" : "✗ mismatch"; cell.className = "proof " + (good ? "ok-text" : "bad-text"); }
     } catch (err) {

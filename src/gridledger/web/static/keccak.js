@@ -65,8 +65,10 @@ function concat(parts) {
 }
 
 // leaf = keccak(keccak(abi.encode(meter, sequence, intervalStartS, intervalLengthS, importedWh, exportedWh)))
-function readingLeaf(r) {
+// The leaf ends with the reading's 32-byte salt (blinded leaves: a proof reveals no neighbour).
+function readingLeaf(r, saltHex) {
   const words = [r.meter, r.sequence, r.intervalStartS, r.intervalLengthS, r.importedWh, r.exportedWh].map(word);
+  if (saltHex) words.push(hexToBytes(saltHex));
   return keccak256(keccak256(concat(words)));
 }
 
