@@ -799,7 +799,9 @@ def node_check(settings: Any) -> None:
     out.print("the store agrees with the chain")
 
 
-@app.command()
+# Hidden until the node takes remote attestations (docs/trust-model.md): the process runs, but a
+# node still settles with its in-process verifiers.
+@app.command(hidden=True)
 def verifier(
     chain: str = typer.Option(..., help="EVM JSON-RPC URL of the market's chain."),
     operator_url: str = typer.Option(..., help="Base URL of the operator node's API."),
@@ -808,7 +810,7 @@ def verifier(
     evidence: str | None = typer.Option(None, help="Evidence contract that records disputes."),
     passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
 ) -> None:
-    """Re-execute every committed interval; attest it, or record a dispute."""
+    """Preview: re-execute every committed interval; attest it, or record a dispute."""
     import logging
 
     from gridledger.verifier.process import run_verifier, verifier_config
