@@ -94,8 +94,8 @@ def create_app(state: NodeState) -> FastAPI:
     from gridledger.api._routes_auth import add_auth_routes
     from gridledger.api._routes_consent import add_privacy_routes
     from gridledger.api._routes_live import add_live_routes
-    from gridledger.api._sse import add_event_stream
     from gridledger.api._routes_verifier import add_verifier_routes
+    from gridledger.api._sse import add_event_stream
 
     app = FastAPI(
         title="gridledger",
