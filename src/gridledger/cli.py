@@ -216,7 +216,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
         ("intervals settled on-chain", f"{summary['settled_intervals']} / {summary['intervals']}"),
         ("trades", f"{summary['trades']:,}"),
         ("energy traded locally", f"{summary['energy_traded_wh'] / 1000:,.1f} kWh"),
-        ("share of demand met locally", f"{summary['local_share_of_demand']:.1%}"),
+        ("share of metered import bought locally", f"{summary['local_share_of_import']:.1%}"),
         ("mean local price", "–" if price is None else f"{price / 1e6:.4f} EUR/kWh"),
         (
             "grid import tariff / feed-in",

@@ -328,7 +328,9 @@ def summarize(runner: DayRunner, wall_time_s: float) -> dict[str, Any]:
     totals, settings = runner.totals, runner.settings
     costs = [household_costs_micro(m, settings) for m in runner.members]
     baseline, market = sum(c[0] for c in costs), sum(c[1] for c in costs)
-    demand_wh = sum(m.imported_wh for m in runner.members)
+    # Meters see only what crosses the connection, so the demo's denominator is the households'
+    # metered import, not their demand (which the scenario KPIs of sim/kpis.py use).
+    imported_wh = sum(m.imported_wh for m in runner.members)
     energy = totals.energy_traded_wh
     return {
         "households": len(runner.members),
@@ -339,8 +341,8 @@ def summarize(runner: DayRunner, wall_time_s: float) -> dict[str, Any]:
         "readings": totals.readings,
         "trades": totals.trades,
         "energy_traded_wh": energy,
-        "household_demand_wh": demand_wh,
-        "local_share_of_demand": energy / demand_wh if demand_wh else 0.0,
+        "household_import_wh": imported_wh,
+        "local_share_of_import": energy / imported_wh if imported_wh else 0.0,
         "mean_local_price_micro_per_kwh": totals.traded_value_micro * 1000 // energy
         if energy
         else None,
