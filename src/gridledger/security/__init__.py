@@ -4,11 +4,13 @@ Meter streams: :func:`train_meter_detector` -> :class:`MeterDetector` (scikit-le
 optionally reading the feeder meter; :class:`BalanceDetector`: the feeder's energy balance.
 Node traffic: :func:`detect_traffic` / :class:`TrafficDetector` over reason-coded events.
 Collaboration: :class:`DetectorNode` signs :class:`Evidence`; :class:`QuorumBook` applies the
-k-of-n rule the ``Evidence`` contract enforces. Measurement: :func:`evaluate`.
+k-of-n rule the ``Evidence`` contract enforces. Streaming (every interval):
+:func:`baseline_of`, :func:`stream_features` / :func:`step` -> :class:`StreamDetector`.
+Measurement: :func:`evaluate` on a train / validation / test :class:`Split`.
 """
 
 from gridledger.security.balance import BalanceConfig, BalanceDetector, FeederModel
-from gridledger.security.evaluation import evaluate, format_report
+from gridledger.security.evaluation import Split, evaluate, format_report
 from gridledger.security.evidence import (
     DetectorNode,
     Evidence,
@@ -18,6 +20,19 @@ from gridledger.security.evidence import (
 from gridledger.security.findings import Finding, meter_findings, sign_findings
 from gridledger.security.meter_detector import MeterDetector, TrainingConfig, train_meter_detector
 from gridledger.security.quorum import Confirmation, QuorumBook, QuorumRule, Submission
+from gridledger.security.stream_detector import (
+    StreamDetector,
+    StreamTrainingConfig,
+    train_stream_detector,
+)
+from gridledger.security.streaming import (
+    MeterBaseline,
+    StreamState,
+    baseline_of,
+    start_stream,
+    step,
+    stream_features,
+)
 from gridledger.security.traffic import (
     TrafficAlert,
     TrafficDetector,
@@ -34,21 +49,31 @@ __all__ = [
     "Evidence",
     "FeederModel",
     "Finding",
+    "MeterBaseline",
     "MeterDetector",
     "QuorumBook",
     "QuorumRule",
     "SignedEvidence",
+    "Split",
+    "StreamDetector",
+    "StreamState",
+    "StreamTrainingConfig",
     "Submission",
     "TrafficAlert",
     "TrafficDetector",
     "TrafficEvent",
     "TrafficRule",
     "TrainingConfig",
+    "baseline_of",
     "detect_traffic",
     "evaluate",
     "format_report",
     "meter_findings",
     "sign_findings",
+    "start_stream",
+    "step",
+    "stream_features",
     "train_meter_detector",
+    "train_stream_detector",
     "verify_evidence_file",
 ]

@@ -50,6 +50,7 @@ class StreamTrainingConfig:
     attacks: tuple[AttackSpec, ...] = TRAIN_ATTACKS
     seed: int = 0
     row_stride: int = 2  # train on every second interval: neighbours are near copies
+    sparse_share: float = 0.05  # of the meters attacked in each episode's second training run
     max_iter: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
@@ -103,8 +104,16 @@ def stream_run(
 def training_runs(
     train: list[Episode], config: StreamTrainingConfig, rng: np.random.Generator
 ) -> list[StreamRun]:
-    """One run per training episode, a quarter of its meters attacked with training attacks."""
-    return [stream_run(ep, attack_plan(ep.n_meters, config.attacks, rng), rng) for ep in train]
+    """Two runs per training episode: a quarter of its meters attacked with training attacks,
+    then a few (``sparse_share``): with one thief the feeder balance names the meter, with many
+    it mostly says that someone lies, and the model must learn both."""
+    runs = []
+    for ep in train:
+        runs.append(stream_run(ep, attack_plan(ep.n_meters, config.attacks, rng), rng))
+        rows = rng.choice(ep.n_meters, max(1, round(config.sparse_share * ep.n_meters)), False)
+        sparse = {int(r): config.attacks[int(rng.integers(len(config.attacks)))] for r in rows}
+        runs.append(stream_run(ep, sparse, rng))
+    return runs
 
 
 def _labelled(runs: list[StreamRun], stride: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
