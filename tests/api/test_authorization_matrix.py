@@ -18,7 +18,7 @@ from gridledger.store import Store
 from tests.api.conftest import World
 from tests.node.support import domain_of, open_interval_with_time_left, order_body
 
-ACCESS_LEVELS = {"public", "meter-signature", "signed-in", "own", "operator"}
+ACCESS_LEVELS = {"public", "meter-signature", "signed-in", "own", "operator", "verifier"}
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -9,9 +9,8 @@ import pytest
 
 from gridledger.config import Settings
 from gridledger.node import supplier_address
-from gridledger.node.statements import build_statement, chain_commitments
+from gridledger.node.statements import build_statement, verify_on_chain
 from gridledger.settlement import Tariffs
-from gridledger.settlement.statements import verify_statement
 from gridledger.sim.day import SUPPLIER_DEPOSIT_MICRO, DayConfig, run_day
 
 WEEK = 7 * 96
@@ -47,13 +46,7 @@ def check_conservation(chain_url: str, tmp_path: Path, intervals: int) -> None:
     tariffs = Tariffs(settings.import_price_micro_per_kwh, settings.feed_in_price_micro_per_kwh)
     for participant in store.participants():
         statement = build_statement(store, participant.address)
-        problems = verify_statement(
-            statement,
-            chain_commitments(ledger, store, statement),
-            tariffs,
-            grid_operator=ledger.deployment.grid_operator,
-            supplier=supplier_address(),
-        )
+        problems = verify_on_chain(ledger, store, statement, tariffs, supplier_address())
         assert problems == [], (participant.label, problems[:3])
         if participant.role in ("prosumer", "consumer"):
             assert statement.total_micro == escrow[participant.address] - config.escrow_micro

@@ -36,7 +36,7 @@ def _window() -> tuple[Any, Any, Any]:
     return (
         Query(0, ge=0, le=INT64_MAX, description="first interval start, Unix seconds"),
         Query(INT64_MAX, ge=1, le=INT64_MAX, description="end of the window (exclusive)"),
-        Query(0.1, gt=0, le=10, description="privacy loss of this release (epsilon)"),
+        Query(0.1, ge=0.001, le=10, description="privacy loss of this release (epsilon)"),
     )
 
 
