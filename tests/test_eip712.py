@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 from gridledger.eip712 import (
     Domain,
@@ -16,6 +15,7 @@ from gridledger.eip712 import (
     typed_digest,
 )
 from gridledger.errors import ValidationError
+from tests.support.eip712 import eth_account_message
 
 DOMAIN = Domain("gridledger", "1", 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 PING = StructType("Ping", (("who", "address"), ("amount", "uint64"), ("delta", "int96")))
@@ -26,31 +26,7 @@ def test_digest_matches_eth_account_and_signature_recovers() -> None:
     who = address_of(key)
     values = (who, 12345, -77)
     digest = typed_digest(DOMAIN, PING.hash_struct(values))
-    message = encode_typed_data(
-        full_message={
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Ping": [
-                    {"name": "who", "type": "address"},
-                    {"name": "amount", "type": "uint64"},
-                    {"name": "delta", "type": "int96"},
-                ],
-            },
-            "primaryType": "Ping",
-            "domain": {
-                "name": "gridledger",
-                "version": "1",
-                "chainId": 31337,
-                "verifyingContract": DOMAIN.verifying_contract,
-            },
-            "message": {"who": who, "amount": 12345, "delta": -77},
-        }
-    )
+    message = eth_account_message(DOMAIN, PING, values)
     reference = Account.sign_message(message, key)
     signature = sign_digest(key, digest)
     assert signature == bytes(reference.signature)

@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 from gridledger.eip712 import Domain, sign_digest
 from gridledger.errors import OrderRejected, ValidationError
@@ -19,6 +18,7 @@ from gridledger.market import (
     verify_order,
 )
 from tests.market.conftest import INTERVAL_S, addr, key, order
+from tests.support.eip712 import eth_account_message
 
 FEE = 20_000
 
@@ -42,26 +42,7 @@ def test_signed_order_verifies_and_matches_eth_account(domain: Domain) -> None:
     o = order("alice", "buy", 2_000, 250_000, nonce=7)
     signed = sign_order(o, key("alice"), domain)
     assert verify_order(signed, domain, context()) == o
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Order": [{"name": n, "type": t} for n, t in ORDER_TYPE.fields],
-        },
-        "primaryType": "Order",
-        "domain": {
-            "name": "gridledger",
-            "version": "1",
-            "chainId": domain.chain_id,
-            "verifyingContract": domain.verifying_contract,
-        },
-        "message": dict(zip((n for n, _ in ORDER_TYPE.fields), o.struct_values(), strict=True)),
-    }
-    message = encode_typed_data(full_message=typed)
+    message = eth_account_message(domain, ORDER_TYPE, o.struct_values())
     assert Account.recover_message(message, signature=signed.signature) == o.participant
 
 

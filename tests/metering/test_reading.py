@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 from gridledger.eip712 import key_from_seed
 from gridledger.errors import ReadingRejected, ValidationError
@@ -24,6 +23,7 @@ from gridledger.metering import (
 )
 from gridledger.store import Meter
 from tests.metering.factory import DOMAIN, INTERVAL_S, NOW_S, T0, fleet, signed
+from tests.support.eip712 import eth_account_message
 
 METER = fleet(1)[0]
 REGISTRY = {METER.address: Meter(METER.address, METER.owner, 10_000)}
@@ -35,29 +35,7 @@ def context(**changes: object) -> VerifyContext:
 
 def test_digest_matches_eth_account_typed_data() -> None:
     reading = Reading(METER.address, 7, T0, INTERVAL_S, 1234, 56)
-    message = encode_typed_data(
-        full_message={
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Reading": [{"name": n, "type": t} for n, t in READING_TYPE.fields],
-            },
-            "primaryType": "Reading",
-            "domain": {
-                "name": "gridledger",
-                "version": "1",
-                "chainId": DOMAIN.chain_id,
-                "verifyingContract": DOMAIN.verifying_contract,
-            },
-            "message": dict(
-                zip((n for n, _ in READING_TYPE.fields), reading.values(), strict=True)
-            ),
-        }
-    )
+    message = eth_account_message(DOMAIN, READING_TYPE, reading.values())
     ours = sign_reading(reading, METER.key, DOMAIN)
     theirs = Account.sign_message(message, METER.key)
     assert ours.signature == bytes(theirs.signature)

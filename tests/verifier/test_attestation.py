@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 from eth_abi.abi import encode
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
 from gridledger.eip712 import Domain, address_of, key_from_seed
 from gridledger.errors import ValidationError
 from gridledger.verifier.attestation import (
+    ATTESTATION_TYPE,
     IntervalAttestation,
     recover_attestation_signer,
     settlement_hash_of_entries,
     settlement_hash_of_root,
     sign_attestation,
 )
+from tests.support.eip712 import eth_account_message
 
 DOMAIN = Domain("gridledger", "1", 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 ATT = IntervalAttestation(
@@ -28,40 +29,15 @@ ATT = IntervalAttestation(
 )
 
 
-def _reference_message(domain: Domain, att: IntervalAttestation) -> object:
-    return encode_typed_data(
-        full_message={
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "IntervalAttestation": [
-                    {"name": "intervalStartS", "type": "uint64"},
-                    {"name": "ordersRoot", "type": "bytes32"},
-                    {"name": "resultRoot", "type": "bytes32"},
-                    {"name": "readingsRoot", "type": "bytes32"},
-                    {"name": "settlementHash", "type": "bytes32"},
-                ],
-            },
-            "primaryType": "IntervalAttestation",
-            "domain": {
-                "name": domain.name,
-                "version": domain.version,
-                "chainId": domain.chain_id,
-                "verifyingContract": domain.verifying_contract,
-            },
-            "message": {
-                "intervalStartS": att.interval_start_s,
-                "ordersRoot": att.orders_root,
-                "resultRoot": att.result_root,
-                "readingsRoot": att.readings_root,
-                "settlementHash": att.settlement_hash,
-            },
-        }
+def test_struct_is_the_one_market_sol_hashes() -> None:
+    assert ATTESTATION_TYPE.encoded_type == (
+        "IntervalAttestation(uint64 intervalStartS,bytes32 ordersRoot,bytes32 resultRoot,"
+        "bytes32 readingsRoot,bytes32 settlementHash)"
     )
+
+
+def _reference_message(domain: Domain, att: IntervalAttestation) -> object:
+    return eth_account_message(domain, ATTESTATION_TYPE, att.struct_values())
 
 
 def test_signature_matches_eth_account_and_recovers_the_verifier() -> None:
