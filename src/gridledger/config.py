@@ -62,6 +62,12 @@ class Settings:
     auth_domain: str = ""  # EIP-4361 domain; empty: the Host the client used
     rate_limit_participant_per_min: int = 600  # API calls per participant (token bucket)
     rate_limit_meter_per_min: int = 120  # readings per meter (token bucket)
+    # OpenADR 2.0b demand response (docs/openadr.md): the node's VTN and a household's VEN.
+    openadr_port: int = 0  # HTTP port of the node's VTN; 0: the node runs no VTN
+    openadr_vtn_id: str = "GRIDLEDGER-VTN"
+    openadr_poll_s: int = 10  # how often VENs poll the VTN (the event round trip's latency)
+    openadr_report_interval_s: int = 60  # telemetry sampling the VTN asks the VENs for
+    ven_id: str = ""  # this household VEN's OpenADR id; empty: its key's address
 
     def __post_init__(self) -> None:
         for name in (
@@ -75,6 +81,8 @@ class Settings:
             "auth_token_lifetime_s",
             "rate_limit_participant_per_min",
             "rate_limit_meter_per_min",
+            "openadr_poll_s",
+            "openadr_report_interval_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
@@ -84,6 +92,7 @@ class Settings:
             "grid_fee_micro_per_kwh",
             "chain_confirmations",
             "settle_grace_s",
+            "openadr_port",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative, got {getattr(self, name)}")
