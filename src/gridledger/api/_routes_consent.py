@@ -21,10 +21,15 @@ from gridledger.api._routes_auth import caller_dependency, require_own
 from gridledger.iotools.greenbutton import from_readings, write_greenbutton
 from gridledger.metering import Reading
 from gridledger.node.market import AUDITOR, OPERATOR
-from gridledger.privacy.access_log import access_report, record_access
+from gridledger.privacy.access_log import access_report, node_now_s, record_access
 from gridledger.privacy.aggregates import load_profile, self_sufficiency
 from gridledger.privacy.commands import report_json
-from gridledger.privacy.consent import ConsentChain, consented_readings, scope_names
+from gridledger.privacy.consent import (
+    ConsentChain,
+    consented_readings,
+    grant_status,
+    scope_names,
+)
 from gridledger.privacy.keys import leaf_key_of
 
 OWN: dict[str, Any] = {"x-access": "own"}
@@ -73,7 +78,11 @@ def add_privacy_routes(app: FastAPI, ctx: ApiContext) -> None:
                 }
             )
             grants = [view.ledger.consent_grant(i) for i in ids]
-        return [{**dataclasses.asdict(g), "scopes": scope_names(g.scope_bits)} for g in grants]
+        now = node_now_s(ctx.state.live)
+        return [
+            {**dataclasses.asdict(g), "scopes": scope_names(g.scope_bits), **grant_status(g, now)}
+            for g in grants
+        ]
 
     @app.get("/v1/grantee/{address}/readings", openapi_extra=OWN, tags=["privacy"])
     def grantee_readings(
@@ -93,13 +102,19 @@ def add_privacy_routes(app: FastAPI, ctx: ApiContext) -> None:
                 reader_role=principal.role,
                 subject=address,
                 what="readings",
+                at_s=node_now_s(ctx.state.live),
             )
             grant_id = 0
         else:
             chain, lock = consent_chain()
             with lock:
                 served = consented_readings(
-                    store, chain, address, principal.address, (from_s, to_s)
+                    store,
+                    chain,
+                    address,
+                    principal.address,
+                    (from_s, to_s),
+                    node_now_s(ctx.state.live),
                 )
             readings, grant_id = list(served.readings), served.grant_id
         if format == "greenbutton":

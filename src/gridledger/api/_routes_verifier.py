@@ -19,8 +19,10 @@ from gridledger.api._app import INT64_MAX, ApiContext
 from gridledger.api._auth import Principal
 from gridledger.api._routes_auth import caller_dependency
 from gridledger.errors import AuthorizationError, ValidationError
+from gridledger.privacy.access_log import node_now_s, record_reads
 from gridledger.privacy.keys import leaf_key_of
 from gridledger.verifier.local import package_of
+from gridledger.verifier.reexecute import IntervalPackage
 from gridledger.verifier.remote import AttestationBox, known_verifier_set
 from gridledger.verifier.wire import attestation_from_json, package_to_json, unhex
 
@@ -52,11 +54,21 @@ def add_verifier_routes(app: FastAPI, ctx: ApiContext) -> None:
         "/v1/verifier/intervals/{interval_start_s}", openapi_extra=VERIFIER_ONLY, tags=["verifier"]
     )
     def interval_package(
-        interval_start_s: int = _start(), _: Principal = Depends(verifier)
+        interval_start_s: int = _start(), principal: Principal = Depends(verifier)
     ) -> dict[str, Any]:
         """The committed interval as the operator claims it: signed book, signed readings,
-        meter owners, trades, settlement deltas, the attestation it asks for, netting base."""
-        return package_to_json(package_of(ctx.live().operator, interval_start_s))
+        meter owners, trades, settlement deltas, the attestation it asks for, netting base.
+        Personal data: the read is logged for every participant it names (docs/privacy.md)."""
+        package = package_of(ctx.live().operator, interval_start_s)
+        record_reads(
+            ctx.state.store,
+            reader=principal.address,
+            reader_role="verifier",
+            subjects=package_subjects(package),
+            what=f"interval-package {interval_start_s}",
+            at_s=node_now_s(ctx.state.live),
+        )
+        return package_to_json(package)
 
     @app.get("/v1/verifier/deployment", openapi_extra={"x-access": "public"}, tags=["verifier"])
     def deployment() -> dict[str, Any]:
@@ -107,6 +119,17 @@ def add_verifier_routes(app: FastAPI, ctx: ApiContext) -> None:
                 for signer, att in signed.items()
             },
         }
+
+
+def package_subjects(package: IntervalPackage) -> list[str]:
+    """Every account whose data the package carries: bidders, meter owners, parties, payees."""
+    return sorted(
+        {s.order.participant for s in package.orders}
+        | set(package.meter_owners.values())
+        | {t.buyer for t in package.trades}
+        | {t.seller for t in package.trades}
+        | set(package.deltas_micro)
+    )
 
 
 def _start() -> Any:

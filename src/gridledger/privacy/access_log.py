@@ -73,6 +73,24 @@ class AccessLogChain(Protocol):
     def access_log_root(self, day_start_s: int) -> tuple[bytes, int] | None: ...
 
 
+class Clocked(Protocol):
+    """A running node's market (gridledger.node.market.LiveMarket): only its clock is read."""
+
+    @property
+    def clock(self) -> _Clock: ...
+
+
+class _Clock(Protocol):
+    def now_s(self) -> int: ...
+
+
+def node_now_s(live: Clocked | None) -> int:
+    """The node's clock for access-log entries and consent expiry: its market clock (wall time
+    at speed 1), else wall time. One clock for stamping and for the daily commit keeps a
+    sped-up node from committing a day that still receives entries."""
+    return live.clock.now_s() if live is not None else int(time.time())
+
+
 # -- pure --------------------------------------------------------------------------------------
 def access_salt(key: LeafKey, entry: AccessEntry) -> bytes:
     return key.salt(b"access", entry.id.to_bytes(32, "big"))
@@ -156,6 +174,46 @@ def record_access(
         )
         new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     return AccessEntry(new_id, when, reader, reader_role, subject, what, consent_id)
+
+
+def record_reads(
+    store: Store,
+    *,
+    reader: str,
+    reader_role: str,
+    subjects: Sequence[str],
+    what: str,
+    at_s: int,
+) -> int:
+    """Log one read of each subject's data in one transaction (a verifier's package names
+    every participant of an interval); returns how many entries were written."""
+    unique = sorted(set(subjects))
+    for subject in unique:
+        if not subject.startswith("0x") or len(subject) != 42:
+            raise ValidationError("subject", f"not an address: {subject!r}")
+    if not unique:
+        return 0
+    ensure_tables(store)
+    day = at_s // DAY_S * DAY_S
+    with store.engine.begin() as conn:
+        done = conn.scalar(
+            sa.select(access_log_days.c.day_start_s).where(access_log_days.c.day_start_s == day)
+        )
+        if done is not None:
+            raise ConflictError(f"at_s: the access log of day {day} is already committed")
+        rows = [
+            {
+                "at_s": at_s,
+                "reader": reader,
+                "reader_role": reader_role,
+                "subject": s,
+                "what": what,
+                "consent_id": 0,
+            }
+            for s in unique
+        ]
+        conn.execute(sa.insert(access_log), rows)
+    return len(unique)
 
 
 def _entries(store: Store, where: sa.ColumnElement[bool]) -> list[AccessEntry]:

@@ -91,6 +91,13 @@ def refusal(grant: Grant, scope: str, from_s: int, to_s: int, now_s: int) -> str
     return None
 
 
+def grant_status(grant: Grant, now_s: int) -> dict[str, str]:
+    """The grant's state in words for a person (the dashboard): in force, expired or revoked."""
+    if grant.revoked_at_s:
+        return {"status": "revoked"}
+    return {"status": "expired" if grant.expires_at_s <= now_s else "in force"}
+
+
 def grant_in_force(
     chain: ConsentChain,
     owner: str,
