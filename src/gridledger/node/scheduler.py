@@ -19,6 +19,8 @@ from gridledger.errors import GridledgerError, NotFoundError
 from gridledger.market import ClearingResult, orders_root, result_root
 from gridledger.node.interval import result_trade_lines, trade_row
 from gridledger.node.market import LiveMarket
+from gridledger.privacy.access_log import DAY_S
+from gridledger.privacy.commands import commit_finished_days
 from gridledger.store import IntervalRow
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ class Scheduler:
                 m.operator.settle_interval(start_s, m.operator.clear_interval(start_s))
             m.next_settle_s = start_s + m.length_s
             m.meta.put(next_settle_s=m.next_settle_s)
+            if m.next_settle_s % DAY_S == 0:  # the market day's last interval: commit its log
+                _commit_access_log(m)
         settled = m.store.interval(start_s)
         m.hub.publish(
             "settled",
@@ -150,6 +154,18 @@ class Scheduler:
         return min(
             m.clock.wall_seconds_until(m.next_gate_s), m.clock.wall_seconds_until(next_settle_at)
         )
+
+
+def _commit_access_log(m: LiveMarket) -> None:
+    """Commit finished days' access logs on-chain; a failure waits for the next day's try
+    (the entries stay in the store, and commit_days catches up every missed day)."""
+    try:
+        days = commit_finished_days(m.store, m.ledger, m.operator.leaf_key, m.clock.now_s())
+    except GridledgerError as exc:
+        log.error("access-log commit failed, retried after the next day: %s", exc)
+        return
+    for day in days:
+        log.info("access log of day %d committed: %d entries", day.day_start_s, day.entry_count)
 
 
 def _interval_or_none(market: LiveMarket, start_s: int) -> IntervalRow | None:

@@ -6,8 +6,15 @@ import datetime as dt
 from typing import Any
 
 from gridledger.errors import ValidationError
-from gridledger.privacy.access_log import AccessLogChain, AccessReport, access_report, commit_days
+from gridledger.privacy.access_log import (
+    AccessLogChain,
+    AccessReport,
+    CommittedDay,
+    access_report,
+    commit_days,
+)
 from gridledger.privacy.keys import leaf_key_of
+from gridledger.privacy.salts import LeafKey
 from gridledger.store import Store
 
 
@@ -28,6 +35,12 @@ class LedgerAccessLog:
 def ledger_access_log(store: Store) -> AccessLogChain:
     """The chain's access-log commitments for the store's deployment (the Consent contract)."""
     return LedgerAccessLog(_attached(store))
+
+
+def commit_finished_days(store: Store, ledger: Any, key: LeafKey, now_s: int) -> list[CommittedDay]:
+    """The node's daily step: commit every finished day's access log on-chain (the scheduler
+    calls it when a market day's last interval is settled; days it missed are caught up)."""
+    return commit_days(store, LedgerAccessLog(ledger), key, now_s)
 
 
 def access_log_report(store: Store, participant: str, verify: bool) -> AccessReport:
