@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from gridledger.config import Settings
-from gridledger.flex import FlexRequest
+from gridledger.flex import Direction, FlexRequest
 
 INTERVAL_S = 900
 ZONE = "trafo-1"
@@ -19,11 +19,13 @@ def next_interval_start(now_s: float | None = None) -> int:
     return (now // INTERVAL_S + 1) * INTERVAL_S
 
 
-def flex_request(request_id: str, power_w: int = 6000, direction: str = "down") -> FlexRequest:
+def flex_request(
+    request_id: str, power_w: int = 6000, direction: Direction = "down"
+) -> FlexRequest:
     return FlexRequest(
         request_id=request_id,
         zone=ZONE,
-        direction=direction,  # type: ignore[arg-type]
+        direction=direction,
         power_w=power_w,
         start=next_interval_start(),
         intervals=2,

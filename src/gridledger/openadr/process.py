@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import tomllib
 from collections.abc import Callable
@@ -42,6 +43,7 @@ def run_ven(
     from gridledger.eip712 import address_of
     from gridledger.verifier.keyfile import load_key_file
 
+    quiet_openleadr()
     participant = address_of(load_key_file(key_file, passphrase_file))
     household = load_household(participant, household_file)
     asyncio.run(_serve(Ven(settings, vtn_url, lambda: household, planner), say))
@@ -90,8 +92,16 @@ def node_zone_of(store: Any, zone: str) -> ZoneOf:
     return zone_of
 
 
+def quiet_openleadr() -> None:
+    """openleadr logs every failed poll and its own advice; our VTN and VEN say what matters."""
+    import openleadr.client  # noqa: F401  (it sets the level on import: set ours after it)
+
+    logging.getLogger("openleadr").setLevel(logging.CRITICAL)
+
+
 def start_node_vtn(settings: Settings, store: Any) -> VtnThread | None:
     """The node's VTN on ``openadr_port`` (on the API's host), or None when it is 0."""
     if not settings.openadr_port:
         return None
+    quiet_openleadr()
     return VtnThread.start(settings, node_zone_of(store, settings.grid_code), settings.http_host)

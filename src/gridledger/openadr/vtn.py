@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -63,13 +64,15 @@ class Vtn:
         self.zone_of = zone_of
         self.host = host
         self.port = settings.openadr_port
-        self.server = OpenADRServer(
-            vtn_id=settings.openadr_vtn_id,
-            http_host=host,
-            http_port=self.port,
-            requested_poll_freq=timedelta(seconds=settings.openadr_poll_s),
-            show_fingerprint=False,
-        )
+        with warnings.catch_warnings():  # openleadr's own aiohttp app keys; not ours to fix
+            warnings.simplefilter("ignore")
+            self.server = OpenADRServer(
+                vtn_id=settings.openadr_vtn_id,
+                http_host=host,
+                http_port=self.port,
+                requested_poll_freq=timedelta(seconds=settings.openadr_poll_s),
+                show_fingerprint=False,
+            )
         self.server.add_handler("on_create_party_registration", self._on_register)
         self.server.add_handler("on_register_report", self._on_register_report)
         # Per service instance, not openleadr's class-wide ven_lookup: two VTNs in one process
