@@ -12,7 +12,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from gridledger.market import ClearingResult
-    from gridledger.sim.runner import ScenarioResult
+    from gridledger.sim.results import ScenarioResult
 
 
 def _timezone(timezone: str | None) -> str:

@@ -28,7 +28,7 @@ from matplotlib.axes import Axes
 from gridledger.web.units import energy_text, local_time_text, money_text, savings_text
 
 if TYPE_CHECKING:
-    from gridledger.sim.runner import ScenarioResult
+    from gridledger.sim.results import ScenarioResult
 
 _MICRO = 1e6
 
