@@ -1,17 +1,16 @@
-"""Sign-in routes and the ``caller`` dependency every signed-in route uses."""
+"""Sign-in routes and the ``Caller`` dependency every signed-in route uses."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from gridledger.api._app import ApiContext
 from gridledger.api._auth import (
     NONCE_LIFETIME_S,
     Principal,
@@ -21,6 +20,7 @@ from gridledger.api._auth import (
     parse_siwe,
     recover_personal_sign,
 )
+from gridledger.api._context import PUBLIC, ApiContext, Ctx
 from gridledger.errors import AuthorizationError, Unauthenticated, ValidationError
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
@@ -38,17 +38,29 @@ class TokenRequest(BaseModel):
     signature: str = Field(max_length=200, description="EIP-191 personal_sign signature, 0x-hex")
 
 
-def caller_dependency(ctx: ApiContext) -> Callable[..., Principal]:
-    """A dependency resolving the bearer token to a Principal (401 without one)."""
+def _principal(ctx: ApiContext, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None:
+        raise Unauthenticated("sign in first: send Authorization: Bearer <token>")
+    principal = ctx.tokens.verify(credentials.credentials)
+    ctx.participant_limit.take(principal.address)
+    return principal
 
-    def caller(
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    ) -> Principal:
-        if credentials is None:
-            raise Unauthenticated("sign in first: send Authorization: Bearer <token>")
-        principal = ctx.tokens.verify(credentials.credentials)
-        ctx.participant_limit.take(principal.address)
-        return principal
+
+def current_caller(
+    ctx: Ctx, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    """The dependency resolving the bearer token to a Principal (401 without one)."""
+    return _principal(ctx, credentials)
+
+
+Caller = Annotated[Principal, Depends(current_caller)]
+
+
+def caller_dependency(ctx: ApiContext) -> Callable[..., Principal]:
+    """``current_caller`` bound to one context (for route modules not yet on ``Caller``)."""
+
+    def caller(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        return _principal(ctx, credentials)
 
     return caller
 
@@ -70,67 +82,70 @@ def _domain(ctx: ApiContext, request: Request) -> str:
     return ctx.state.settings.auth_domain or request.headers.get("host", "localhost")
 
 
-def add_auth_routes(app: FastAPI, ctx: ApiContext) -> None:
-    caller = caller_dependency(ctx)
-    public: dict[str, Any] = {"x-access": "public"}
+router = APIRouter(tags=["auth"])
 
-    @app.get("/v1/auth/nonce", openapi_extra=public, tags=["auth"])
-    def nonce(request: Request, address: str = Query(pattern=ADDRESS_PATTERN)) -> dict[str, Any]:
-        """An EIP-4361 message with a fresh single-use nonce, for ``address`` to sign."""
-        checksummed(address)
-        client = request.client.host if request.client else "unknown"
-        ctx.sign_in_limit.take("sign-in:" + client)
-        live = ctx.live()
-        now = time.time()
-        message = SiweMessage(
-            domain=_domain(ctx, request),
-            address=address,
-            uri=str(request.base_url).rstrip("/"),
-            chain_id=live.ledger.chain_id,
-            nonce=ctx.nonces.issue(address),
-            issued_at=iso_utc(now),
-            expiration_time=iso_utc(now + NONCE_LIFETIME_S),
-        )
-        return {
-            "message": message.text(),
-            "nonce": message.nonce,
-            "expires_at": message.expiration_time,
-        }
 
-    @app.post("/v1/auth/token", openapi_extra=public, tags=["auth"])
-    def token(body: TokenRequest, request: Request) -> dict[str, Any]:
-        """Exchange a signed EIP-4361 message for a short-lived bearer token."""
-        client = request.client.host if request.client else "unknown"
-        ctx.sign_in_limit.take("sign-in:" + client)
-        live = ctx.live()
-        message = parse_siwe(body.message)
-        signer = recover_personal_sign(body.message, body.signature)
-        if signer != message.address:
-            raise Unauthenticated(f"signature: signed by {signer}, not {message.address}")
-        ctx.nonces.redeem(message.nonce, message.address)
-        if message.domain != _domain(ctx, request):
-            raise Unauthenticated(f"message: domain {message.domain!r} is not this server")
-        if message.chain_id != live.ledger.chain_id:
-            raise Unauthenticated(f"message: chain id {message.chain_id} is not this chain's")
-        if parse_iso_utc(message.expiration_time) <= time.time():
-            raise Unauthenticated("message: expired; ask for a new nonce")
-        role = live.role_of(message.address)
-        if role is None:
-            raise AuthorizationError(f"{message.address} is not a registered participant")
-        issued, principal = ctx.tokens.issue(message.address, role)
-        return {
-            "token": issued,
-            "token_type": "Bearer",
-            "address": principal.address,
-            "role": role,
-            "expires_at_s": principal.expires_at_s,
-        }
+@router.get("/v1/auth/nonce", openapi_extra=PUBLIC)
+def nonce(
+    ctx: Ctx, request: Request, address: str = Query(pattern=ADDRESS_PATTERN)
+) -> dict[str, Any]:
+    """An EIP-4361 message with a fresh single-use nonce, for ``address`` to sign."""
+    checksummed(address)
+    client = request.client.host if request.client else "unknown"
+    ctx.sign_in_limit.take("sign-in:" + client)
+    live = ctx.live()
+    now = time.time()
+    message = SiweMessage(
+        domain=_domain(ctx, request),
+        address=address,
+        uri=str(request.base_url).rstrip("/"),
+        chain_id=live.ledger.chain_id,
+        nonce=ctx.nonces.issue(address),
+        issued_at=iso_utc(now),
+        expiration_time=iso_utc(now + NONCE_LIFETIME_S),
+    )
+    return {
+        "message": message.text(),
+        "nonce": message.nonce,
+        "expires_at": message.expiration_time,
+    }
 
-    @app.get("/v1/auth/me", openapi_extra={"x-access": "signed-in"}, tags=["auth"])
-    def me(principal: Principal = Depends(caller)) -> dict[str, Any]:
-        """Who the token belongs to, its role, and when it expires."""
-        return {
-            "address": principal.address,
-            "role": principal.role,
-            "expires_at_s": principal.expires_at_s,
-        }
+
+@router.post("/v1/auth/token", openapi_extra=PUBLIC)
+def token(ctx: Ctx, body: TokenRequest, request: Request) -> dict[str, Any]:
+    """Exchange a signed EIP-4361 message for a short-lived bearer token."""
+    client = request.client.host if request.client else "unknown"
+    ctx.sign_in_limit.take("sign-in:" + client)
+    live = ctx.live()
+    message = parse_siwe(body.message)
+    signer = recover_personal_sign(body.message, body.signature)
+    if signer != message.address:
+        raise Unauthenticated(f"signature: signed by {signer}, not {message.address}")
+    ctx.nonces.redeem(message.nonce, message.address)
+    if message.domain != _domain(ctx, request):
+        raise Unauthenticated(f"message: domain {message.domain!r} is not this server")
+    if message.chain_id != live.ledger.chain_id:
+        raise Unauthenticated(f"message: chain id {message.chain_id} is not this chain's")
+    if parse_iso_utc(message.expiration_time) <= time.time():
+        raise Unauthenticated("message: expired; ask for a new nonce")
+    role = live.role_of(message.address)
+    if role is None:
+        raise AuthorizationError(f"{message.address} is not a registered participant")
+    issued, principal = ctx.tokens.issue(message.address, role)
+    return {
+        "token": issued,
+        "token_type": "Bearer",
+        "address": principal.address,
+        "role": role,
+        "expires_at_s": principal.expires_at_s,
+    }
+
+
+@router.get("/v1/auth/me", openapi_extra={"x-access": "signed-in"})
+def me(principal: Caller) -> dict[str, Any]:
+    """Who the token belongs to, its role, and when it expires."""
+    return {
+        "address": principal.address,
+        "role": principal.role,
+        "expires_at_s": principal.expires_at_s,
+    }

@@ -19,36 +19,36 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge, generate_lates
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gridledger import telemetry
-from gridledger.api._app import PUBLIC, ApiContext
+from gridledger.api._context import PUBLIC, ApiContext, Ctx
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def ops_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"])
 
-    @router.get("/metrics", openapi_extra=PUBLIC)
-    def metrics() -> Response:
-        """Prometheus text format: readings, orders, stage latencies, chain gas, queue depths."""
-        body = generate_latest(REGISTRY) + generate_latest(_node_registry(ctx))
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/healthz", openapi_extra=PUBLIC)
-    def healthz() -> dict[str, str]:
-        """The process answers (liveness)."""
-        return {"status": "ok"}
+@router.get("/metrics", openapi_extra=PUBLIC)
+def metrics(ctx: Ctx) -> Response:
+    """Prometheus text format: readings, orders, stage latencies, chain gas, queue depths."""
+    body = generate_latest(REGISTRY) + generate_latest(_node_registry(ctx))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/readyz", openapi_extra=PUBLIC)
-    def readyz() -> JSONResponse:
-        """The database and the chain answer (readiness): 200 when both do, else 503."""
-        checks = {"store": _check_store(ctx), "chain": _check_chain(ctx)}
-        ready = all(c == "ok" for c in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
 
-    return router
+@router.get("/healthz", openapi_extra=PUBLIC)
+def healthz() -> dict[str, str]:
+    """The process answers (liveness)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", openapi_extra=PUBLIC)
+def readyz(ctx: Ctx) -> JSONResponse:
+    """The database and the chain answer (readiness): 200 when both do, else 503."""
+    checks = {"store": _check_store(ctx), "chain": _check_chain(ctx)}
+    ready = all(c == "ok" for c in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 def install_request_ids(app: FastAPI) -> None:

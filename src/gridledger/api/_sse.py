@@ -12,10 +12,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from gridledger.api._app import ApiContext
+from gridledger.api._context import Live
 from gridledger.node.events import EventHub, NodeEvent
 
 POLL_S = 0.2
@@ -46,30 +46,32 @@ async def _stream(
         await asyncio.sleep(POLL_S)
 
 
-def add_event_stream(app: FastAPI, ctx: ApiContext) -> None:
-    @app.get(
-        "/v1/events",
-        openapi_extra={"x-access": "public"},
-        tags=["market"],
-        response_class=StreamingResponse,
-        responses={
-            200: {
-                "content": {"text/event-stream": {}},
-                "description": "events: hello, gate_closed, settled, orders, readings",
-            }
-        },
+router = APIRouter()
+
+
+@router.get(
+    "/v1/events",
+    openapi_extra={"x-access": "public"},
+    tags=["market"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "events: hello, gate_closed, settled, orders, readings",
+        }
+    },
+)
+async def events(
+    live: Live,
+    request: Request,
+    limit_s: float | None = Query(None, gt=0, le=3600, description="close after this long"),
+    last_event_id: int | None = Header(None, ge=0, le=2**62),
+) -> StreamingResponse:
+    """Live market events as server-sent events (the dashboard's push channel)."""
+    after = live.hub.last_seq if last_event_id is None else last_event_id
+    stream = _stream(request, live.hub, after, live.status(), limit_s)
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
-    async def events(
-        request: Request,
-        limit_s: float | None = Query(None, gt=0, le=3600, description="close after this long"),
-        last_event_id: int | None = Header(None, ge=0, le=2**62),
-    ) -> StreamingResponse:
-        """Live market events as server-sent events (the dashboard's push channel)."""
-        live = ctx.live()
-        after = live.hub.last_seq if last_event_id is None else last_event_id
-        stream = _stream(request, live.hub, after, live.status(), limit_s)
-        return StreamingResponse(
-            stream,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
