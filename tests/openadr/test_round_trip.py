@@ -15,7 +15,14 @@ from gridledger.errors import ConflictError, ValidationError
 from gridledger.flex import FlexAward, FlexRequest
 from gridledger.openadr import Household, LoopThread, Ven, VtnThread, event_dict, headroom_planner
 from gridledger.openadr.vtn import NO_RESPONSE, OPT_IN, OPT_OUT
-from tests.openadr.support import INTERVAL_S, SETTINGS, ZONE, flex_request, wait_until
+from tests.openadr.support import (
+    INTERVAL_S,
+    SETTINGS,
+    ZONE,
+    flex_request,
+    next_interval_start,
+    wait_until,
+)
 
 WILLING = "0x00000000000000000000000000000000000000A1"
 UNABLE = "0x00000000000000000000000000000000000000B2"
@@ -157,3 +164,22 @@ def test_a_stranger_is_not_registered(community: Community) -> None:
     with pytest.raises(AuthorizationError, match=rf"refused to register VEN {STRANGER}"):
         community.loop.run(stranger.start())
     assert STRANGER not in community.vtn.vtn.vens
+
+
+def test_a_cancelled_request_is_dropped_by_the_ven_and_not_awarded(community: Community) -> None:
+    community.vtn.issue(flex_request("dr-off"))
+    community.vtn.wait_for_answers("dr-off", count=2, timeout_s=10)
+    ven = community.vens[WILLING]
+    assert "dr-off" in ven.commitments
+    community.vtn.cancel("dr-off")
+    wait_until(lambda: "dr-off" not in ven.commitments, 10, "the VEN to drop the cancelled event")
+    assert community.vtn.awards("dr-off") == []
+
+
+def test_price_signals_for_price_based_demand_response(community: Community) -> None:
+    start = next_interval_start()
+    assert community.vtn.publish_prices(ZONE, start, [120_000, 350_000]) == 3
+    for name in (WILLING, UNABLE):
+        ven = community.vens[name]
+        wait_until(lambda v=ven: start in v.prices, 10, "the tariff at the VEN")  # type: ignore[misc]
+        assert ven.prices == {start: 120_000, start + INTERVAL_S: 350_000}

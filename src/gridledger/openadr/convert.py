@@ -144,7 +144,91 @@ def event_dict(
     }
 
 
+def price_event_dict(
+    event_id: str,
+    zone: str,
+    ven_id: str,
+    start: int,
+    prices_micro_per_kwh: Sequence[int],
+    interval_length_s: int,
+    currency: str,
+) -> dict[str, Any]:
+    """A price-only EiEvent (price-based demand response): no answer is asked for."""
+    if not prices_micro_per_kwh:
+        raise ValidationError("prices_micro_per_kwh", "must hold one price per interval")
+    if start % interval_length_s:
+        raise ValidationError("start", "not on a market interval boundary")
+    first = datetime.fromtimestamp(start, UTC)
+    length = timedelta(seconds=interval_length_s)
+    now = datetime.now(UTC)
+    return {
+        "event_descriptor": {
+            "event_id": event_id_for(event_id, ven_id),
+            "modification_number": 0,
+            "market_context": MARKET_CONTEXT,
+            "event_status": "far",
+            "created_date_time": now,
+            "modification_date_time": now,
+            "priority": 0,
+            "test_event": False,
+        },
+        "active_period": {"dtstart": first, "duration": length * len(prices_micro_per_kwh)},
+        "event_signals": [
+            {
+                "signal_name": PRICE_SIGNAL,
+                "signal_type": "price",
+                "signal_id": f"{event_id}-price",
+                "measurement": {
+                    "name": "currencyPerKWh",
+                    "description": "currencyPerKWh",
+                    "unit": currency,
+                    "scale": "none",
+                },
+                "intervals": [
+                    {
+                        "dtstart": first + length * i,
+                        "duration": length,
+                        "uid": i,
+                        "signal_payload": price / MICRO,
+                    }
+                    for i, price in enumerate(prices_micro_per_kwh)
+                ],
+            }
+        ],
+        "targets": [{"ven_id": ven_id}, {"group_id": zone}],
+        "response_required": "never",
+    }
+
+
+def event_end_s(event: Mapping[str, Any]) -> int:
+    """When an event's active period ends (unix seconds)."""
+    period = event["active_period"]
+    return int((period["dtstart"] + period["duration"]).timestamp())
+
+
 # -- parsing what a VEN receives ------------------------------------------------------------
+
+
+def is_price_only(event: Mapping[str, Any]) -> bool:
+    """A tariff (no answer asked, no power signal) rather than a flexibility request."""
+    signals = event.get("event_signals")
+    if event.get("response_required") != "never" or not isinstance(signals, list):
+        return False
+    names = [s.get("signal_name") for s in signals if isinstance(s, Mapping)]
+    return PRICE_SIGNAL in names and POWER_SIGNAL not in names
+
+
+def prices_from_event(
+    event: Mapping[str, Any], interval_length_s: int, currency: str
+) -> dict[int, int]:
+    """A price-only event's tariff: interval start -> micro-units per kWh."""
+    signal = _signal(event, PRICE_SIGNAL, "price", interval_length_s)
+    unit = signal.measurement.get("unit", currency)
+    if unit != currency:
+        raise ValidationError(
+            f"{signal.field}.measurement.unit", f"must be {currency} per kWh, got {unit!r}"
+        )
+    return {start: round(payload * MICRO) for start, _, payload in signal.intervals}
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class Ven:
         self.commitments: dict[str, FlexRequest] = {}  # request_id -> what we promised
         self.declined: list[str] = []
         self.rejected: list[tuple[str, str]] = []  # (event_id, the error naming the field)
+        self.prices: dict[int, int] = {}  # interval start -> price (micro per kWh) from the DSO
 
     def _heard(self, _xml: str) -> None:
         self._heard_vtn = True
@@ -116,6 +117,8 @@ class Ven:
         """openleadr asks: optIn or optOut. Nothing is committed unless the event parses."""
         event_id = str((event.get("event_descriptor") or {}).get("event_id", "?"))
         status = (event.get("event_descriptor") or {}).get("event_status")
+        if convert.is_price_only(event):
+            return self._on_prices(event_id, event)
         try:
             request = convert.request_from_event(
                 event, self.settings.interval_length_s, self.settings.currency
@@ -133,6 +136,19 @@ class Ven:
         self.commitments.pop(request.request_id, None)
         self.declined.append(request.request_id)
         return convert_opt(False)
+
+    def _on_prices(self, event_id: str, event: Mapping[str, Any]) -> str:
+        """A tariff for price-based demand response: kept for the planner; nothing to answer."""
+        try:
+            prices = convert.prices_from_event(
+                event, self.settings.interval_length_s, self.settings.currency
+            )
+        except ValidationError as exc:
+            log.warning("OpenADR: refused malformed price event %s: %s", event_id, exc)
+            self.rejected.append((event_id, str(exc)))
+            return convert_opt(False)
+        self.prices.update(prices)
+        return convert_opt(True)
 
 
 def convert_opt(opt_in: bool) -> str:

@@ -49,6 +49,7 @@ class Issued:
     sent_at: float
     responses: dict[str, str] = field(default_factory=dict)
     answered_at: dict[str, float] = field(default_factory=dict)
+    cancelled: bool = False
 
 
 class Vtn:
@@ -175,7 +176,42 @@ class Vtn:
             )
             self.server.add_raw_event(ven_id, event, callback=self._answer_callback(issued))
         log.info("OpenADR: request %s sent to %d VEN(s)", request.request_id, len(dispatch))
+        self._forget_ended_events()
         return dispatch
+
+    def cancel(self, request_id: str) -> None:
+        """Call a request off before it starts: the VENs drop it and nobody is awarded."""
+        issued = self._issued(request_id)
+        with self._lock:
+            issued.cancelled = True
+        for ven_id in issued.dispatch_w:
+            self.server.cancel_event(ven_id, convert.event_id_for(request_id, ven_id))
+
+    def publish_prices(self, zone: str, start: int, prices_micro_per_kwh: list[int]) -> int:
+        """Price-based demand response: send a zone's tariff for the next intervals to its
+        VENs (no answer asked). Returns how many VENs it went to."""
+        with self._lock:
+            vens = sorted(v.ven_id for v in self.vens.values() if v.zone == zone)
+        event_id = f"price-{zone}-{start}"
+        for ven_id in vens:
+            event = convert.price_event_dict(
+                event_id,
+                zone,
+                ven_id,
+                start,
+                prices_micro_per_kwh,
+                self.settings.interval_length_s,
+                self.settings.currency,
+            )
+            self.server.add_raw_event(ven_id, event)
+        return len(vens)
+
+    def _forget_ended_events(self) -> None:
+        """openleadr keeps (and re-sends on every update) each VEN's events until told they
+        completed; a node running for months drops the ones whose period is over."""
+        now_s = time.time()
+        for events in self.server.events.values():
+            events[:] = [e for e in events if not _ended(e, now_s)]
 
     def _answer_callback(self, issued: Issued) -> Callable[..., None]:
         def on_answer(ven_id: str, event_id: str, opt_type: str) -> None:
@@ -197,6 +233,8 @@ class Vtn:
         """The flexibility bought: the VENs that opted in, at their dispatched power."""
         issued = self._issued(request_id)
         with self._lock:
+            if issued.cancelled:
+                return []
             opted_in = [v for v, opt in sorted(issued.responses.items()) if opt == OPT_IN]
             return [
                 award
@@ -222,6 +260,13 @@ class Vtn:
         if issued is None:
             raise ValidationError("request_id", f"{request_id!r} was never issued")
         return issued
+
+
+def _ended(event: Any, now_s: float) -> bool:
+    try:
+        return convert.event_end_s(event) < now_s
+    except (KeyError, TypeError):  # an event built elsewhere: leave it to openleadr
+        return False
 
 
 class LoopThread:
@@ -278,6 +323,12 @@ class VtnThread:
 
     def awards(self, request_id: str) -> list[FlexAward]:
         return self.vtn.awards(request_id)
+
+    def cancel(self, request_id: str) -> None:
+        self.loop.call(self.vtn.cancel, request_id)
+
+    def publish_prices(self, zone: str, start: int, prices_micro_per_kwh: list[int]) -> int:
+        return self.loop.call(self.vtn.publish_prices, zone, start, prices_micro_per_kwh)
 
     def wait_for_answers(self, request_id: str, count: int, timeout_s: float) -> dict[str, str]:
         """Block until ``count`` VENs answered ``request_id`` or the timeout passed."""
