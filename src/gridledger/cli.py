@@ -765,6 +765,9 @@ def node(
     check: bool = typer.Option(
         False, "--check", help="Rebuild the market state from the chain, compare with the store."
     ),
+    openadr_port: int | None = typer.Option(
+        None, "--openadr-port", help="Run the DSO's OpenADR 2.0b VTN on this port (0: none)."
+    ),
 ) -> None:
     """Run the market live: gateway, scheduler, settlement, REST API and dashboard."""
     from gridledger.node.runner import node_settings, run_node
@@ -774,12 +777,39 @@ def node(
         if config is not None and not config.is_file():
             fail(f"--config: no settings file at {config}")
         settings = node_settings(config, chain, db, speed, host, port)
+        settings = settings.replace(openadr_port=openadr_port)
         if check:
             node_check(settings)
             return
         preflight(settings, chain=True, db=True, mqtt=True)
         configure_json_logging()
         run_node(settings)
+
+
+@app.command()
+def ven(
+    vtn_url: str = typer.Option(
+        ..., "--vtn-url", help="The DSO's VTN, e.g. http://127.0.0.1:8081/OpenADR2/Simple/2.0b"
+    ),
+    key_file: Path = typer.Option(
+        ..., "--key-file", help="The household's key (hex or keystore): its address is the VEN."
+    ),
+    household: Path | None = typer.Option(
+        None, "--household", help="TOML of the flexible assets in kWh and kW (docs/openadr.md)."
+    ),
+    passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
+    config: Path | None = typer.Option(None, "--config", help="TOML settings file."),
+) -> None:
+    """Run one household's OpenADR VEN: answer the DSO's flexibility events, report power."""
+    from gridledger.openadr.process import run_ven
+
+    with friendly_errors():
+        settings = load_settings(config_path=config)
+        run_ven(settings, vtn_url, key_file, household, passphrase_file, say=_say_flushed)
+
+
+def _say_flushed(line: str) -> None:
+    print(line, flush=True)  # a supervisor reading the pipe sees each answer as it happens
 
 
 def node_check(settings: Any) -> None:

@@ -133,6 +133,7 @@ class Node:
     scheduler: Scheduler
     bridge: MqttGatewayBridge | None = None
     security: NodeSecurity | None = None
+    vtn: Any = None  # the OpenADR VTN (gridledger.openadr) when openadr_port is set
 
     @classmethod
     def open(cls, settings: Settings) -> Node:
@@ -168,6 +169,9 @@ class Node:
         self.scheduler.start()
         if self.settings.mqtt_url:
             self.bridge = MqttGatewayBridge(self.market.gateway, self.settings.mqtt_url).start()
+        from gridledger.openadr.process import start_node_vtn
+
+        self.vtn = start_node_vtn(self.settings, self.store)
         threading.Thread(
             target=_warm_grid_map, args=(self.settings.grid_code,), name="grid-map", daemon=True
         ).start()
@@ -175,6 +179,8 @@ class Node:
 
     def stop(self) -> None:
         self.market.hub.closed.set()
+        if self.vtn is not None:
+            self.vtn.stop()
         if self.bridge is not None:
             self.bridge.stop()
         self.scheduler.stop()
