@@ -35,6 +35,12 @@ def test_event_carries_the_request_and_parses_back() -> None:
     assert event["event_descriptor"]["event_id"] == "r-7:0xV"
     assert event["targets"] == [{"ven_id": "0xV"}, {"group_id": ZONE}]
     assert request_from_event(event, INTERVAL_S, "EUR") == REQUEST
+    # The flexibility core's ids hold ':' ("zone:start:direction"); they survive the trip.
+    forecast_id = FlexRequest(f"{ZONE}:{START}:up", ZONE, "up", 800, START, 1, 0)
+    parsed = request_from_event(
+        event_dict(forecast_id, "0xV", 800, INTERVAL_S, "EUR"), INTERVAL_S, "EUR"
+    )
+    assert parsed == forecast_id
 
 
 def _break(path: list[Any], value: Any) -> dict[str, Any]:
@@ -119,7 +125,7 @@ def test_the_vtn_refuses_requests_it_should_never_send() -> None:
         ("direction", "sideways"),
         ("intervals", 0),
         ("price_micro_per_kwh", -1),
-        ("request_id", "a:b"),
+        ("request_id", ""),
     ]:
         broken = FlexRequest(**{**REQUEST.__dict__, field: bad})
         with pytest.raises(ValidationError, match=f"^{field}: "):

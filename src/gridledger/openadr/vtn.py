@@ -116,7 +116,7 @@ class Vtn:
     # -- registration and telemetry (openleadr handlers) ------------------------------------
     def _on_register(self, payload: dict[str, Any]) -> tuple[str, str] | bool:
         ven_name = str(payload.get("ven_name") or "")
-        zone = self.zone_of(ven_name)
+        zone = self.zone_of(ven_name) if ven_name and ":" not in ven_name else None
         if zone is None:
             log.warning("OpenADR: refused the registration of unknown VEN %r", ven_name)
             return False
