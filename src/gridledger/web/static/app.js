@@ -121,7 +121,10 @@ function renderChain(chain) {
 function renderEvents(events) {
   const rows = events.slice(0, 15).map((e) => {
     const a = e.args || {};
-    const what = a.intervalStartS != null ? localTime(a.intervalStartS) : short(a.account || a.meter || "");
+    let what = a.intervalStartS != null ? localTime(a.intervalStartS) : short(a.account || a.meter || "");
+    // the netting-root path: an interval settled by its root, each account's claim of a period
+    if (e.name === "IntervalSettledByRoot") what += ` · root #${esc(a.rootSeq)} · ${esc(a.accountCount)} accounts`;
+    if (e.name === "Claimed") what += ` · claim of root #${esc(a.rootSeq)}: ${net(Number(a.deltaMicro))}`;
     return `<tr><td>${esc(e.block_number)}</td><td>${esc(e.name)}</td><td>${what}</td><td><code>${short(e.tx_hash)}</code></td></tr>`;
   });
   document.querySelector("#chain-events tbody").innerHTML = rows.join("");
@@ -242,6 +245,7 @@ async function refreshAccount() {
     }).join("");
     renderMyEnergy(st.readings);
     renderMyBill(st, me.address);
+    renderConsents(me.address);
     const byInterval = {};
     for (const s of st.settlements) byInterval[s.interval_start_s] = { delta: s.delta_micro, readings: [] };
     for (const r of st.readings) (byInterval[r.intervalStartS] ||= { delta: null, readings: [] }).readings.push(r);
@@ -253,6 +257,25 @@ async function refreshAccount() {
   } catch (err) {
     $("account-body").hidden = true;
     $("account-error").textContent = err.status === 401 ? "The token is invalid or expired: sign in again." : err.message;
+  }
+}
+
+// Consents I gave or received, as the Consent contract holds them (status from the node's clock).
+async function renderConsents(address) {
+  const body = document.querySelector("#my-consents tbody");
+  if (!body) return;
+  try {
+    const grants = await getJSON("/v1/consents", authed());
+    body.innerHTML = grants.map((g) => {
+      const given = g.owner === address;
+      const status = g.status === "revoked" ? `revoked ${localTime(g.revoked_at_s)}` : g.status;
+      return `<tr data-grant="${esc(g.grant_id)}" data-status="${esc(g.status)}"><td>#${esc(g.grant_id)}</td>` +
+        `<td>${given ? "given" : "received"}</td><td><code title="${esc(given ? g.grantee : g.owner)}">${short(given ? g.grantee : g.owner)}</code></td>` +
+        `<td>${esc(g.scopes.join(", "))}</td><td>${localTime(g.data_from_s)} – ${localTime(g.data_to_s)}</td>` +
+        `<td>${localTime(g.expires_at_s)}</td><td class="status">${esc(status)}</td></tr>`;
+    }).join("") || `<tr><td colspan="7">No consents: nobody but you (and the market's operator and auditors) reads your data.</td></tr>`;
+  } catch (err) {
+    body.innerHTML = `<tr><td colspan="7" class="error">${esc(err.message)}</td></tr>`;
   }
 }
 
@@ -323,7 +346,7 @@ async function verifyStatement() {
 // -- alerts -----------------------------------------------------------------------------
 async function refreshAlerts() {
   try {
-    const alerts = await getJSON("/v1/anomalies");
+    const alerts = (await getJSON("/v1/anomalies?limit=20")).items;
     $("alerts").innerHTML = alerts.length ? alerts.slice(0, 20).map((a) =>
       `<li>${esc(a.kind || a.type || "anomaly")}: ${esc(a.detail || a.message || JSON.stringify(a))}</li>`).join("")
       : `<li class="muted">no alerts</li>`;
@@ -334,7 +357,7 @@ async function refreshAlerts() {
 async function refresh() {
   try {
     const [intervals, chain, summary, status] = await Promise.all([
-      getJSON("/v1/intervals?limit=96"), getJSON("/v1/chain"),
+      getJSON("/v1/intervals?limit=96").then((page) => page.items), getJSON("/v1/chain"),
       summaryCache ? Promise.resolve(summaryCache) : getJSON("/v1/summary").catch(() => null),
       getJSON("/v1/market").catch(() => null)]);
     if (summary) summaryCache = summary;
@@ -347,7 +370,7 @@ async function refresh() {
     const newest = intervals.find((iv) => iv.status !== "open");
     const gridKey = newest ? `${newest.interval_start_s}:${newest.status}` : "";
     if (gridKey !== lastGridKey) { lastGridKey = gridKey; refreshGrid(); }
-    getJSON("/v1/chain/events?limit=15").then(renderEvents).catch(() => {});
+    getJSON("/v1/chain/events?limit=15").then((page) => renderEvents(page.items)).catch(() => {});
   } catch (err) {
     console.error(err);
   }
