@@ -30,7 +30,10 @@ class FlexRequest:
 
 @dataclass(frozen=True)
 class FlexOffer:
-    """A household offers ``power_w`` in ``direction`` for one interval at a price (a signed order)."""
+    """A household offers ``power_w`` in ``direction`` for one interval at a price.
+
+    It is a signed order of its own kind (gridledger.flex.commitments).
+    """
 
     participant: str
     zone: str
