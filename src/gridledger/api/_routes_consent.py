@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import Response
 
-from gridledger.api._app import INT64_MAX, ApiContext
 from gridledger.api._auth import Principal
+from gridledger.api._context import INT64_MAX, ApiContext
 from gridledger.api._routes_auth import caller_dependency, require_own
 from gridledger.iotools.greenbutton import from_readings, write_greenbutton
 from gridledger.metering import Reading

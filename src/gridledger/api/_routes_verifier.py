@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Path
 from pydantic import BaseModel, Field
 
-from gridledger.api._app import INT64_MAX, ApiContext
 from gridledger.api._auth import Principal
+from gridledger.api._context import INT64_MAX, ApiContext
 from gridledger.api._routes_auth import caller_dependency
 from gridledger.errors import AuthorizationError, ValidationError
 from gridledger.privacy.access_log import node_now_s, record_reads
