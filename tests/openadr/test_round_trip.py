@@ -183,3 +183,26 @@ def test_price_signals_for_price_based_demand_response(community: Community) -> 
         ven = community.vens[name]
         wait_until(lambda v=ven: start in v.prices, 10, "the tariff at the VEN")  # type: ignore[misc]
         assert ven.prices == {start: 120_000, start + INTERVAL_S: 350_000}
+
+
+def test_vens_register_again_after_the_vtn_restarts() -> None:
+    """The VTN's registry lives in memory: a restarted VTN asks a polling VEN to re-register
+    (openleadr's oadrRequestReregistration) and the VEN answers events again."""
+    zone_of = {WILLING: ZONE}.get
+    first = VtnThread.start(SETTINGS, zone_of)
+    port = first.vtn.port
+    loop = LoopThread("ven")
+    ven = loop.call(Ven, SETTINGS, first.url, lambda: HOUSEHOLDS[WILLING], headroom_planner)
+    try:
+        loop.run(ven.start())
+        first.stop()
+        second = VtnThread.start(SETTINGS.replace(openadr_port=port), zone_of)
+        try:
+            wait_until(lambda: WILLING in second.vtn.vens, 10, "the VEN to register again")
+            second.issue(flex_request("after-restart"))
+            assert second.wait_for_answers("after-restart", 1, 10) == {WILLING: OPT_IN}
+        finally:
+            second.stop()
+    finally:
+        loop.run(ven.stop())
+        loop.close()

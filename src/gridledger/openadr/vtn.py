@@ -10,6 +10,7 @@ and the tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -269,6 +270,13 @@ def _ended(event: Any, now_s: float) -> bool:
         return False
 
 
+async def _cancel_other_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class LoopThread:
     """An asyncio event loop on a daemon thread; sync code hands it coroutines and calls."""
 
@@ -287,6 +295,10 @@ class LoopThread:
         return self.run(call())
 
     def close(self) -> None:
+        # openleadr leaves tasks behind (a re-registered VEN's second report worker): end them
+        # here rather than have them destroyed pending with the loop.
+        with contextlib.suppress(Exception):
+            self.run(_cancel_other_tasks(), timeout_s=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self.loop.is_running():
