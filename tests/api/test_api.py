@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from gridledger.api import create_app
+from gridledger.api._chain import EXPLORER_EVENTS
 from gridledger.config import Settings
 from gridledger.sim.day import DayConfig, DayResult, run_day
 from tests.support.http import serve_app
@@ -35,8 +36,9 @@ def test_dashboard_page_is_served(base_url: str) -> None:
 
 
 def test_intervals_are_listed_newest_first_with_their_roots(base_url: str, day: DayResult) -> None:
-    rows = httpx.get(base_url + "/v1/intervals", params={"limit": 10}).json()
-    assert len(rows) == 4
+    page = httpx.get(base_url + "/v1/intervals", params={"limit": 10}).json()
+    rows = page["items"]
+    assert len(rows) == 4 and page["next_cursor"] is None
     starts = [r["interval_start_s"] for r in rows]
     assert starts == sorted(starts, reverse=True)
     one = httpx.get(f"{base_url}/v1/intervals/{starts[0]}").json()
@@ -72,3 +74,33 @@ def test_summary_matches_the_run(base_url: str, day: DayResult) -> None:
 def test_static_files_do_not_escape_their_folder(base_url: str) -> None:
     assert httpx.get(base_url + "/static/../__init__.py").status_code == 404
     assert Path(__file__).exists()
+
+
+def test_chain_events_page_through_every_kept_event_newest_first(
+    base_url: str, day: DayResult
+) -> None:
+    names = set(EXPLORER_EVENTS)
+    expected = [(e.block_number, e.log_index) for e in day.ledger.events() if e.name in names][::-1]
+    seen: list[tuple[int, int]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(base_url + "/v1/chain/events", params=params).json()
+        assert len(page["items"]) <= 3
+        seen += [(e["block_number"], e["log_index"]) for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected and len(seen) > 10
+
+
+def test_the_chain_view_shows_root_settled_intervals_and_claims(
+    base_url: str, day: DayResult
+) -> None:
+    chain = httpx.get(base_url + "/v1/chain").json()
+    settled = {e["args"]["intervalStartS"] for e in chain["recent_settlements"]}
+    assert {e["name"] for e in chain["recent_settlements"]} == {"IntervalSettledByRoot"}
+    assert settled == {r.interval_start_s for r in day.store.intervals(10)}
+    claims = httpx.get(base_url + "/v1/chain/events", params={"name": "Claimed"}).json()
+    assert claims["items"] and all(e["name"] == "Claimed" for e in claims["items"])
+    assert chain["recent_claims"] == claims["items"][:10]

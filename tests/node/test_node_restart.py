@@ -147,7 +147,8 @@ def test_node_settles_on_chain_and_survives_sigkill(
 
     assert httpx.get(f"{url}/v1/intervals/{first}").json()["settle_tx"] == settle_tx
     chain = httpx.get(f"{url}/v1/chain").json()
-    settled_rows = [r for r in httpx.get(f"{url}/v1/intervals").json() if r["status"] == "settled"]
+    rows = httpx.get(f"{url}/v1/intervals").json()["items"]
+    settled_rows = [r for r in rows if r["status"] == "settled"]
     assert chain["settled_intervals"] == len(settled_rows) >= 2
     deployment = Deployment.from_json((tmp_path / "state" / "deployment.json").read_text())
     events = Ledger.attach(anvil_server.url, deployment).events()

@@ -2,21 +2,27 @@
 
 One node (memory chain, SQLite) serves every test; each test uses its own household. The node
 signs for the five development detector identities (quorum 3); the lying-node test submits as
-one of them directly to the Evidence contract.
+one of them directly to the Evidence contract. The MQTT test runs its own node on a broker that
+publishes its connection notices (``log_dest topic``), as reconnect-storm detection needs.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ContractRevert
 from gridledger.metering import Reading, sign_reading, signed_reading_to_json
+from gridledger.metering.mqtt import READINGS_TOPIC, parse_broker_url
 from gridledger.node.runner import Node
 from gridledger.node.security import DETECTOR_SEEDS, QUORUM, NodeSecurity, client_subject
 from gridledger.security import verify_evidence_file
@@ -35,6 +41,7 @@ from tests.node.support import (
     running_node,
     wait_for,
 )
+from tests.support.services import Service, free_port, require_binary
 
 CLIENT = client_subject("127.0.0.1")  # every request of these tests comes from here
 
@@ -62,7 +69,7 @@ def contract(node: Node) -> EvidenceContract:
 def anomalies(url: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{url}/v1/anomalies", timeout=30)
     response.raise_for_status()
-    rows: list[dict[str, Any]] = response.json()
+    rows: list[dict[str, Any]] = response.json()["items"]
     return rows
 
 
@@ -184,3 +191,78 @@ def test_one_lying_detector_of_five_confirms_nothing(node: tuple[Node, str, Acto
     assert not contract(running).is_confirmed(honest.participant.address, window_s)
     assert running.ledger.is_active(honest.participant.address)
     assert sell_order(url, honest, 1).status_code == 201
+
+
+def test_a_malformed_payload_burst_is_confirmed_on_chain(node: tuple[Node, str, Actor]) -> None:
+    running, url, operator = node
+    household = enrol(url, operator, "malformed-source")
+    domain, start = domain_of(url), running.market.next_settle_s
+    item = reading_body(household, domain, start, 0, 10)
+    broken = [{k: v for k, v in item.items() if k != "signature"} for _ in range(25)]
+    sender = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.5"))
+    with sender:
+        acks = sender.post(f"{url}/v1/readings", json=broken, timeout=30).json()
+    assert {a["code"] for a in acks} == {"malformed"}
+
+    subject = client_subject("127.0.0.5")
+    row = wait_for(lambda: confirmed(url, subject, "malformed"), 30, "a confirmation")
+    assert row["count"] > 20 and row["suspended"] is None
+    assert contract(running).is_confirmed(subject, row["window_start_s"])
+
+
+@pytest.fixture(scope="module")
+def logging_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """mosquitto publishing its notices (client connections) on ``$SYS/broker/log/N``."""
+    binary = require_binary("mosquitto", [Path("/usr/sbin/mosquitto")])
+    tmp, port = tmp_path_factory.mktemp("mosquitto-log"), free_port()
+    conf, log = tmp / "mosquitto.conf", tmp / "mosquitto.log"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest topic\nlog_type notice\n"
+    )
+
+    def launch() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen([binary, "-c", str(conf)], stdout=out, stderr=out)
+
+    service = Service("mosquitto", f"mqtt://127.0.0.1:{port}", port, launch, log=log).start()
+    yield service
+    service.stop()
+
+
+def test_an_mqtt_reconnect_storm_and_malformed_mqtt_payloads_are_confirmed(
+    logging_broker: Service, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        f"sqlite:///{tmp_path / 'node.sqlite'}", tmp_path, mqtt_url=logging_broker.url
+    )
+    host, port = parse_broker_url(logging_broker.url)
+    with running_node(settings) as (running, url, _operator):
+        watcher = security(running).mqtt
+        assert watcher is not None
+        wait_for(watcher.client.is_connected, 30, "the node's broker-log subscription")
+        time.sleep(0.5)  # the SUBACK
+        for _ in range(35):  # one client reconnecting over and over (or two fighting for an id)
+            flapping = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="meter-flapping")
+            flapping.connect(host, port, bind_address="127.0.0.4")
+            flapping.loop(0.05)
+            flapping.disconnect()
+        storm = client_subject("127.0.0.4")
+        row = wait_for(lambda: confirmed(url, storm, "mqtt_reconnects"), 30, "a confirmation")
+        assert row["count"] > 30 and row["suspended"] is None
+
+        garbage = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="garbage")
+        garbage.connect(host, port)
+        garbage.loop_start()
+        try:
+            for i in range(25):
+                topic = f"{READINGS_TOPIC}0x{i:040x}"
+                garbage.publish(topic, b"{not json", qos=1).wait_for_publish(10)
+        finally:
+            garbage.disconnect()
+            garbage.loop_stop()
+        # MQTT readings carry no client address past the broker: the source is the transport.
+        mqtt_source = client_subject("mqtt")
+        row = wait_for(lambda: confirmed(url, mqtt_source, "malformed"), 30, "a confirmation")
+        assert row["count"] > 20 and contract(running).is_confirmed(
+            mqtt_source, row["window_start_s"]
+        )

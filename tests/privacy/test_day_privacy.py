@@ -115,7 +115,7 @@ def api_records(url: str, starts: list[int]) -> list[Record]:
         response = httpx.get(url + path, timeout=30)
         assert response.status_code == 200, (path, response.text)
         body = response.json()
-        for item in body if isinstance(body, list) else [body]:
+        for item in body.get("items", [body]):  # a list endpoint's page: one record per item
             record: Record = (set(), set())
             _collect(item, record)
             records.append(record)

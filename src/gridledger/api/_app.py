@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from gridledger.api import (
     _routes_auth,
     _routes_dashboard,
+    _routes_lists,
     _routes_live,
     _routes_ops,
     _routes_public,
@@ -25,6 +26,8 @@ from gridledger.api import (
 )
 from gridledger.api._context import INT64_MAX, PUBLIC, ApiContext, NodeState, row_json
 from gridledger.api._problems import install_problem_handlers
+from gridledger.api._routes_consent import add_privacy_routes
+from gridledger.api._routes_verifier import add_verifier_routes
 from gridledger.web import STATIC_DIR
 
 __all__ = ["INT64_MAX", "PUBLIC", "ApiContext", "NodeState", "create_app", "row_json"]
@@ -33,6 +36,7 @@ __all__ = ["INT64_MAX", "PUBLIC", "ApiContext", "NodeState", "create_app", "row_
 # dependencies of gridledger.api._context; a new module adds one line here.
 ROUTERS = (
     _routes_public.router,
+    _routes_lists.router,
     _routes_auth.router,
     _routes_live.router,
     _sse.router,
@@ -42,9 +46,6 @@ ROUTERS = (
 
 
 def create_app(state: NodeState) -> FastAPI:
-    from gridledger.api._routes_consent import add_privacy_routes
-    from gridledger.api._routes_verifier import add_verifier_routes
-
     app = FastAPI(
         title="gridledger",
         version="1",

@@ -122,7 +122,7 @@ def list_orders(
         who = None
     start = live.open_interval_start_s() if interval_start_s is None else interval_start_s
     rows = live.orders_of(start, who)
-    _log(ctx, principal, {r["participant"] for r in rows}, "orders")
+    log_reads(ctx, principal, {r["participant"] for r in rows}, "orders")
     return rows
 
 
@@ -170,7 +170,7 @@ def list_readings(
         meters = [meter]
     else:
         meters = [m.address for m in store.meters() if m.owner == principal.address]
-        _log(ctx, principal, {principal.address}, "readings")
+        log_reads(ctx, principal, {principal.address}, "readings")
     rows = [r for m in meters for r in store.readings_of_meter(m)]
     rows.sort(key=lambda r: (r.reading.interval_start_s, r.reading.meter), reverse=True)
     return [reading_json(r) for r in rows[:limit]]
@@ -214,19 +214,6 @@ def reading_proof(
     }
 
 
-@router.get("/v1/intervals/{interval_start_s}/trades", openapi_extra=SIGNED_IN, tags=["market"])
-def interval_trades(
-    ctx: Ctx, principal: Caller, store: StoreDep, interval_start_s: int = Path(ge=0, le=INT64_MAX)
-) -> list[dict[str, Any]]:
-    """The interval's trade lines the caller is a party to; operators and auditors see all."""
-    store.interval(interval_start_s)
-    rows = store.trades_in_interval(interval_start_s)
-    if principal.role not in READERS_OF_ANY_STATEMENT:
-        rows = [r for r in rows if principal.address in (r.buyer, r.seller)]
-    _log(ctx, principal, {a for r in rows for a in (r.buyer, r.seller)}, "trades")
-    return [row_json(r) for r in rows]
-
-
 # -- accounts ----------------------------------------------------------------------------
 @router.get("/v1/participants/{address}/statement", openapi_extra=OWN, tags=["accounts"])
 def statement(
@@ -240,7 +227,7 @@ def statement(
     require_own(principal, address, *READERS_OF_ANY_STATEMENT)
     live = ctx.live()
     store.participant(address)
-    _log(ctx, principal, {address}, "statement")
+    log_reads(ctx, principal, {address}, "statement")
     trades = [row_json(t) for t in store.trades_of(address, limit)]
     settlements = [row_json(s) for s in store.settlements_of(address, limit)]
     meters = live.meters_of(address)
@@ -308,10 +295,10 @@ def _require_meter_reader(ctx: ApiContext, principal: Principal, meter: str) -> 
             raise NotFoundError(f"meter {meter} is not registered")
         raise NotFoundError(f"meter {meter} is not one of yours")
     require_own(principal, owners[meter].owner, *READERS_OF_ANY_METER)
-    _log(ctx, principal, {owners[meter].owner}, "readings")
+    log_reads(ctx, principal, {owners[meter].owner}, "readings")
 
 
-def _log(ctx: ApiContext, principal: Principal, subjects: set[str], what: str) -> None:
+def log_reads(ctx: ApiContext, principal: Principal, subjects: set[str], what: str) -> None:
     """Record the read in the access log (docs/privacy.md) before the data leaves the node."""
     for subject in sorted(subjects):
         record_access(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from gridledger.api._context import PUBLIC, Chain, Ctx, Live, StoreDep, row_json, start_path
@@ -70,30 +70,3 @@ def grid(ctx: Ctx) -> dict[str, Any]:
     state = ctx.state
     flow = state.live.last_power_flow if state.live is not None else None
     return grid_map(flow, state.settings.grid_code)
-
-
-@router.get("/v1/intervals", openapi_extra=PUBLIC, tags=["market"])
-def intervals(store: StoreDep, limit: int = Query(96, ge=1, le=10_000)) -> list[dict[str, Any]]:
-    """The newest intervals with clearing price, volume and roots, newest first."""
-    return [row_json(r) for r in store.intervals(limit)]
-
-
-@router.get("/v1/participants", openapi_extra=PUBLIC, tags=["accounts"])
-def participants(store: StoreDep) -> list[dict[str, Any]]:
-    """Registered participants: address, role and whether active. Grid positions and labels
-    are personal (they tie an address to a household) and are not served publicly."""
-    return [
-        {"address": p.address, "role": p.role, "active": p.active} for p in store.participants()
-    ]
-
-
-@router.get("/v1/chain/events", openapi_extra=PUBLIC, tags=["chain"])
-def chain_events(view: Chain, limit: int = Query(50, ge=1, le=1_000)) -> list[dict[str, Any]]:
-    """Recent contract events (commits, settlements, deposits, registrations), newest first."""
-    return view.events(limit)
-
-
-@router.get("/v1/anomalies", openapi_extra=PUBLIC, tags=["security"])
-def anomalies(ctx: Ctx) -> list[dict[str, Any]]:
-    """Alerts raised by the security checks (empty until they report something)."""
-    return ctx.state.anomalies()

@@ -120,6 +120,21 @@ class NodeApi:
         response.raise_for_status()
         return response.json()
 
+    def pages(self, path: str, limit: int = 1_000) -> list[Any]:
+        """Every item of a paginated list endpoint (``{items, next_cursor}``), following
+        ``next_cursor`` until it is null; ``limit`` items per request."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if cursor is not None:
+                params["cursor"] = cursor
+            body = self.get(path, params=params)
+            items += body["items"]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return items
+
     def domain(self) -> Domain:
         chain = self.get("/v1/chain")
         return Domain("gridledger", "1", int(chain["chain_id"]), str(chain["market"]))
@@ -141,7 +156,7 @@ class NodeApi:
     def register(self, meters: list[SimulatedMeter], operator_key: bytes) -> int:
         """Register the missing households and meters; returns how many meters were new."""
         headers = {"Authorization": f"Bearer {self._token(operator_key)}"}
-        known_participants = {p["address"] for p in self.get("/v1/participants")}
+        known_participants = {p["address"] for p in self.pages("/v1/participants")}
         known_meters = {m["address"] for m in self.get("/v1/meters", headers=headers)}
         added = 0
         for meter in meters:
