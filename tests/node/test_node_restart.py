@@ -55,7 +55,7 @@ class NodeProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_for_port(self.port, timeout_s=60, proc=self.proc)
+        wait_for_port(self.port, timeout_s=180, proc=self.proc)  # slow imports on a busy machine
         return self
 
     def kill(self) -> None:
@@ -120,7 +120,8 @@ def test_node_settles_on_chain_and_survives_sigkill(
     a, b = enrol(url, operator, "restart-a"), enrol(url, operator, "restart-b")
 
     first = open_interval_with_time_left(url)
-    assert [r.status_code for r in _trade(url, a, b, first, 1)] == [201, 201]
+    placed = _trade(url, a, b, first, 1)
+    assert [r.status_code for r in placed] == [201, 201], [r.text for r in placed]
     wait_for(lambda: interval_status(url, first) == "cleared", 15, "gate closure")
     _deliver(url, a, b, first)
     wait_for(lambda: interval_status(url, first) == "settled", 15, "settlement")

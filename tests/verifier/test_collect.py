@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gridledger.eip712 import address_of
-from gridledger.errors import AttestationRefused, AuthorizationError
+from gridledger.errors import AttestationPending, AttestationRefused, AuthorizationError
 from gridledger.store import Store
 from gridledger.verifier.attestation import recover_attestation_signer, sign_attestation
 from gridledger.verifier.faults import PanelWithFaults
@@ -64,6 +64,41 @@ def test_collect_waits_for_a_late_verifier(box: AttestationBox) -> None:
     thread.start()
     assert len(RemoteAttestations(box, lambda: 2, timeout_s=10).collect(att)) == 2
     thread.join()
+
+
+def test_poll_never_waits_and_is_refused_only_once_the_quorum_is_out_of_reach(
+    box: AttestationBox,
+) -> None:
+    att = honest()[0].attestation
+    void = dataclasses.replace(att, settlement_hash=b"\0" * 32)
+    remote = RemoteAttestations(box, lambda: 3, timeout_s=1)
+    assert remote.ready(att, ADDRESSES)  # never polled: the threshold is not known yet
+    with pytest.raises(AttestationPending, match="0 of 3"):
+        remote.poll(att)  # nobody yet: pending, not refused
+    box.add(void, sign_attestation(KEYS[0], DOMAIN, void), ADDRESSES[0])
+    with pytest.raises(AttestationPending, match="0 of 3"):
+        remote.poll(att)  # one void of four: three could still agree
+    assert not remote.ready(att, ADDRESSES)  # the store alone says so (no chain call)
+    box.add(void, sign_attestation(KEYS[1], DOMAIN, void), ADDRESSES[1])
+    assert remote.ready(att, ADDRESSES)  # poll now has news: the quorum is out of reach
+    with pytest.raises(AttestationRefused, match="2 of 4 verifiers signed another"):
+        remote.poll(att)
+    with pytest.raises(AttestationPending, match="2 of 3"):
+        remote.poll(void)  # the void itself: one more signature settles it
+    box.add(void, sign_attestation(KEYS[2], DOMAIN, void), ADDRESSES[2])
+    assert len(remote.poll(void)) == 3
+
+
+def test_a_quorum_missing_past_the_timeout_stays_pending(box: AttestationBox) -> None:
+    att = honest()[0].attestation
+    now = [0.0]
+    remote = RemoteAttestations(box, lambda: 2, timeout_s=5, clock=lambda: now[0])
+    box.add(att, sign_attestation(KEYS[0], DOMAIN, att), ADDRESSES[0])
+    for now[0] in (0.0, 6.0, 60.0):  # silence is not a dispute: logged, never refused
+        with pytest.raises(AttestationPending):
+            remote.poll(att)
+    box.add(att, sign_attestation(KEYS[1], DOMAIN, att), ADDRESSES[1])
+    assert signers(remote.poll(att)) == sorted(ADDRESSES[:2], key=lambda a: int(a, 16))
 
 
 def test_only_a_registered_verifier_signing_for_itself_is_stored(box: AttestationBox) -> None:

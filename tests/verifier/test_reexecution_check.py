@@ -89,6 +89,28 @@ def test_honest_intervals_are_attested_and_settle(tmp_path: Path, path: str) -> 
 
 
 @pytest.mark.parametrize("path", ["direct", "root"])
+def test_an_empty_first_interval_is_attested(tmp_path: Path, path: str) -> None:
+    op = operator(tmp_path, path, MarketOperator)  # root path: the grid operator's zero leaf
+    op.settle_interval(START_S, op.clear_interval(START_S))
+    assert op.ledger.interval(START_S).settled
+    assert check_of(op).attested == {START_S} and not check_of(op).disputes
+
+
+@pytest.mark.parametrize("path", ["direct", "root"])
+def test_a_tampered_first_interval_is_voided_too(tmp_path: Path, path: str) -> None:
+    op = operator(tmp_path, path, TamperingOperator)  # root path: no previous root to re-post
+    assert isinstance(op, TamperingOperator)
+    op.tamper_from_s = START_S
+    first, result = trade(op, 0)
+    outcome = op.settle_interval(first, result)  # type: ignore[arg-type]
+    assert op.ledger.interval(first).settled and outcome.settlement.deltas_micro == {}
+    assert first in check_of(op).disputes
+    second, result = trade(op, 1)
+    op.settle_interval(second, result)  # type: ignore[arg-type]
+    assert op.ledger.interval(second).settled and check_of(op).attested == {second}
+
+
+@pytest.mark.parametrize("path", ["direct", "root"])
 def test_a_tampered_interval_is_refused_with_the_line(tmp_path: Path, path: str) -> None:
     op = operator(tmp_path, path, TamperingOperator)
     first, result = trade(op, 0)
@@ -104,7 +126,8 @@ def test_a_tampered_interval_is_refused_with_the_line(tmp_path: Path, path: str)
     dispute = check.disputes[start]
     assert "energy_wh=800," in dispute.expected and "energy_wh=1300," in dispute.claimed
     package = package_of(op, start)
-    check(void_attestation(package, chain_facts(op.ledger, package)))  # the void it does sign
+    grid = op.ledger.deployment.grid_operator
+    check(void_attestation(package, chain_facts(op.ledger, package), grid))  # the void it does sign
 
 
 @pytest.mark.parametrize("path", ["direct", "root"])

@@ -34,7 +34,7 @@ def test_package_json_names_a_missing_field() -> None:
 
 def test_void_attestation_keeps_the_committed_roots_and_moves_nothing() -> None:
     package, facts = honest()
-    void = void_attestation(package, facts)
+    void = void_attestation(package, facts, "0x" + "00" * 20)
     assert (void.orders_root, void.result_root, void.readings_root) == (
         facts.orders_root,
         facts.result_root,

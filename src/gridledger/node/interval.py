@@ -72,6 +72,7 @@ from gridledger.verifier.attestation import (
 from gridledger.verifier.panel import AttestationSource
 
 SUPPLIER_SEED = "grid-supplier"
+VOID_PLAN_PREFIX = "interval.void_plan."  # store meta: the plan a disputed interval settles with
 _MAX_ENERGY_WH = 10_000_000  # 10 MWh in one interval is far beyond any community member
 _MAX_PRICE_MICRO_PER_KWH = 10_000_000
 
@@ -304,6 +305,8 @@ class MarketOperator:
         if self.store.interval_status(start_s) == "settled":
             raise ConflictError(f"interval_start_s: {start_s} is already settled")
         plan = self.plan(start_s, result)
+        if self.void_plan(start_s) is not None:  # disputed before a restart: its trades are void
+            result = dataclasses.replace(result, trades=Trades.empty())
         on_chain = self.ledger.interval(start_s)
         if on_chain.committed:
             self.check_committed(on_chain, plan.roots)
@@ -325,6 +328,9 @@ class MarketOperator:
             # The verifiers disputed it: settle it void (nothing moves, its trades are void) so
             # the intervals after it still settle in commit order (docs/trust-model.md).
             plan, posted = self.voided(start_s, plan)
+            # Kept before it is sent, like every plan: a restart settles (or only records) the
+            # void, never the disputed original again.
+            self.store.set_meta(VOID_PLAN_PREFIX + str(start_s), plan.to_json())
             settle = self._settle_on_chain(start_s, plan, False)
             result = dataclasses.replace(result, trades=Trades.empty())
         positions = None
@@ -350,7 +356,11 @@ class MarketOperator:
         return self.netting.claim_all()
 
     def plan(self, start_s: int, result: ClearingResult) -> SettlementPlan:
-        """The interval's frozen plan: the stored one, else computed now and stored."""
+        """The interval's frozen plan: its void plan once disputed, else the stored one, else
+        computed now and stored."""
+        void = self.void_plan(start_s)
+        if void is not None:
+            return void
         stored = self.store.settlement_plan(start_s)
         if stored is not None:
             return SettlementPlan.from_json(stored.body)
@@ -383,6 +393,22 @@ class MarketOperator:
             frozen, SettlementPlanRow(start_s, plan.root_seq, plan.to_json())
         )
         return SettlementPlan.from_json(kept.body)
+
+    def void_plan(self, start_s: int) -> SettlementPlan | None:
+        """The plan ``start_s`` settles with since its verifiers disputed it (None: not void)."""
+        text = self.store.meta(VOID_PLAN_PREFIX + str(start_s))
+        return None if text is None else SettlementPlan.from_json(text)
+
+    def planned_attestation(self, start_s: int) -> IntervalAttestation | None:
+        """What ``start_s`` waits to have co-signed: its void once disputed, else its plan
+        (None: not planned yet)."""
+        void = self.void_plan(start_s)
+        if void is not None:
+            return void.attestation(start_s)
+        stored = self.store.settlement_plan(start_s)
+        if stored is None:
+            return None
+        return SettlementPlan.from_json(stored.body).attestation(start_s)
 
     def attestation_of(self, start_s: int) -> IntervalAttestation:
         """What the verifiers co-sign for ``start_s``: its planned roots and settlement hash."""

@@ -139,7 +139,9 @@ class ReexecutionCheck:
             verdict = reexecute(package, facts, rules_of(self.operator), self.leaf_key)
             if isinstance(verdict, Dispute):
                 self._dispute(verdict)
-                verdict = void_attestation(package, facts)
+                verdict = void_attestation(
+                    package, facts, self.operator.ledger.deployment.grid_operator
+                )
             else:
                 self.attested.add(start_s)
             self._verdicts[key] = verdict

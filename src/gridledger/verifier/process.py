@@ -17,14 +17,14 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from eth_utils.crypto import keccak
 
-from gridledger.api._auth import sign_in_message_signature
 from gridledger.config import Settings
 from gridledger.eip712 import address_of
 from gridledger.errors import ChainError, ContractRevert, DataSourceError, NotFoundError
@@ -34,6 +34,7 @@ from gridledger.store import Store
 from gridledger.verifier.attestation import IntervalAttestation, sign_attestation
 from gridledger.verifier.local import chain_facts
 from gridledger.verifier.reexecute import (
+    ChainFacts,
     Dispute,
     IntervalPackage,
     MarketRules,
@@ -47,6 +48,12 @@ CURSOR_KEY = "verifier.next_block"
 DONE_PREFIX = "verifier.done."
 TOKEN_REFRESH_S = 300.0  # well inside the node's token lifetime (900 s by default)
 
+# AFTER-VERIFY HOOK (for live detection, gridledger.security.live): called once per interval
+# this verifier decided, after its signature was handed in, with the package it re-executed,
+# the facts it read from the chain and its verdict. A hook that raises is logged and skipped:
+# detection never delays or changes an attestation.
+AfterVerify = Callable[[IntervalPackage, ChainFacts, "IntervalAttestation | Dispute"], None]
+
 
 @dataclass(frozen=True)
 class VerifierConfig:
@@ -59,6 +66,7 @@ class VerifierConfig:
     dispute_dir: Path = Path(".gridledger/disputes")
     poll_s: float = 0.5
     http_timeout_s: float = 30.0
+    after_verify: tuple[AfterVerify, ...] = field(default=())  # see AfterVerify
 
 
 class OperatorClient:
@@ -143,6 +151,10 @@ class VerifierProcess:
             supplier_address(),
         )
         self.store = Store.open(config.db_url)
+        if config.evidence is not None:
+            # The Evidence client's imports take seconds (gridledger.security loads its
+            # detectors): load them beside the first intervals, so a dispute need not wait.
+            threading.Thread(target=_load_evidence_client, name="import", daemon=True).start()
         self.client.sign_in()  # now, before any interval waits on this verifier
         self._leaf_key: LeafKey | None = None
         self.stop = threading.Event()
@@ -175,8 +187,8 @@ class VerifierProcess:
         ]
         todo = [s for s in todo if self.store.meta(DONE_PREFIX + str(s)) is None]
         if not todo and time.monotonic() - self.client.signed_in_at > TOKEN_REFRESH_S:
-            # Sign in again while nothing waits on us: the node answers sign-ins only when its
-            # operator is not collecting attestations (both need its chain client).
+            # Sign in again while nothing waits on us, well before the token expires: a
+            # refused request in the middle of an interval would cost a round trip.
             self.client.sign_in()
         decided = [self.verify(start_s) for start_s in todo]
         self.store.set_meta(CURSOR_KEY, str(head + 1))
@@ -189,14 +201,24 @@ class VerifierProcess:
         att = verdict
         if isinstance(verdict, Dispute):
             self.record_dispute(verdict, package)
-            att = void_attestation(package, facts)
+            att = void_attestation(package, facts, self.rules.grid_operator)
         assert isinstance(att, IntervalAttestation)
         signature = sign_attestation(self.config.key, self.ledger.domain, att)
         body = {"attestation": attestation_to_json(att), "signature": hex0x(signature)}
         self.client.post(f"/v1/verifier/intervals/{start_s}/attestations", body)
         self.store.set_meta(DONE_PREFIX + str(start_s), "dispute" if att != verdict else "attested")
         log.info("verifier %s: interval %s %s", self.address, start_s, _word(verdict))
+        self.run_after_verify(package, facts, verdict)
         return verdict
+
+    def run_after_verify(
+        self, package: IntervalPackage, facts: ChainFacts, verdict: IntervalAttestation | Dispute
+    ) -> None:
+        for hook in self.config.after_verify:
+            try:
+                hook(package, facts, verdict)
+            except Exception:  # a detector's failure must never stop the verifier
+                log.exception("after-verify hook %r failed on %s", hook, package.interval_start_s)
 
     def record_dispute(self, dispute: Dispute, package: IntervalPackage) -> Path:
         """The dispute file (kept), and its hash committed through the Evidence contract."""
@@ -252,6 +274,22 @@ def record_dispute_on_chain(
         contract.submit(key, Submission(address_of(key), operator, window_s, digest))
     except ContractRevert as exc:  # one record per (operator, day, verifier): keep the file
         log.warning("dispute of %s stays off-chain: %s", dispute.interval_start_s, exc)
+
+
+def _load_evidence_client() -> None:
+    import gridledger.security.evidence
+    import gridledger.security.onchain
+    import gridledger.security.quorum  # noqa: F401
+
+
+def sign_in_message_signature(text: str, private_key: bytes) -> str:
+    """An EIP-4361 message signed as a wallet does (personal_sign); the API's own helper
+    lives in gridledger.api, whose imports a verifier does not need."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    signed = Account.sign_message(encode_defunct(text=text), private_key=private_key)
+    return "0x" + bytes(signed.signature).hex()
 
 
 def _word(verdict: IntervalAttestation | Dispute) -> str:

@@ -179,7 +179,11 @@ def _reexecute(
     deltas = _settle(package, lines, facts, rules)
     _compare_deltas(deltas, package.deltas_micro)
     own = IntervalAttestation(
-        start_s, book_root, trade_root, read_root, _settlement_hash(package, deltas, facts)
+        start_s,
+        book_root,
+        trade_root,
+        read_root,
+        _settlement_hash(package, deltas, facts, rules.grid_operator),
     )
     claimed = package.attestation
     for field in ("interval_start_s", "orders_root", "result_root", "readings_root"):
@@ -259,7 +263,7 @@ def _compare_deltas(expected: Mapping[str, int], claimed: Mapping[str, int]) -> 
 
 
 def _settlement_hash(
-    package: IntervalPackage, deltas: Mapping[str, int], facts: ChainFacts
+    package: IntervalPackage, deltas: Mapping[str, int], facts: ChainFacts, grid_operator: str
 ) -> bytes:
     base = package.netting
     if base is None:
@@ -271,10 +275,20 @@ def _settlement_hash(
             facts.netting_root,
             book.root(base.root_seq).root,
         )
-    posted = book.prepare(base.root_seq + 1, package.interval_start_s, deltas)
+    posted = book.prepare(
+        base.root_seq + 1, package.interval_start_s, _leaves(deltas, base, grid_operator)
+    )
     return settlement_hash_of_root(
         posted.root, posted.moved_micro, posted.moved_micro, len(posted.cumulative_micro)
     )
+
+
+def _leaves(deltas: Mapping[str, int], base: NettingBase, grid_operator: str) -> Mapping[str, int]:
+    """The rule of NettingState.prepare: a tree needs a leaf, so before anyone has a root-path
+    net the grid operator's zero is it (the Market refuses a zero root)."""
+    if not deltas and base.root_seq == 0:
+        return {grid_operator: 0}
+    return deltas
 
 
 def netting_book_at(base: NettingBase) -> NettingBook:
@@ -297,7 +311,9 @@ def netting_book_at(base: NettingBase) -> NettingBook:
     return NettingBook.from_json(text)
 
 
-def void_attestation(package: IntervalPackage, facts: ChainFacts) -> IntervalAttestation:
+def void_attestation(
+    package: IntervalPackage, facts: ChainFacts, grid_operator: str
+) -> IntervalAttestation:
     """The attestation that voids a disputed interval: its committed roots, nothing moved.
 
     The Market settles in commit order, so a disputed interval is closed by settling it empty
@@ -308,7 +324,8 @@ def void_attestation(package: IntervalPackage, facts: ChainFacts) -> IntervalAtt
     if base is None:
         settlement_hash = settlement_hash_of_entries([])
     else:
-        posted = netting_book_at(base).prepare(base.root_seq + 1, package.interval_start_s, {})
+        leaves = _leaves({}, base, grid_operator)
+        posted = netting_book_at(base).prepare(base.root_seq + 1, package.interval_start_s, leaves)
         count = len(posted.cumulative_micro)
         settlement_hash = settlement_hash_of_root(posted.root, 0, 0, count)
     return IntervalAttestation(

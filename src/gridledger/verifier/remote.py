@@ -5,20 +5,29 @@
 the store (so a restarted node still has them) and :class:`RemoteAttestations` is the
 operator's :class:`~gridledger.verifier.panel.AttestationSource` that waits, bounded, until a
 quorum of registered verifiers signed exactly the attestation the operator will settle with.
+The node's scheduler uses :meth:`RemoteAttestations.poll`, which never waits: it may not hold
+the chain lock while verifiers, who need the node's API, are still re-executing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 from gridledger.eip712 import Domain
-from gridledger.errors import AttestationRefused, AuthorizationError, ValidationError
+from gridledger.errors import (
+    AttestationPending,
+    AttestationRefused,
+    AuthorizationError,
+    ValidationError,
+)
 from gridledger.store import Store
 from gridledger.verifier.attestation import IntervalAttestation, recover_attestation_signer
 from gridledger.verifier.wire import attestation_from_json, attestation_to_json, hex0x, unhex
 
+log = logging.getLogger(__name__)
 _META_PREFIX = "verifier.attestation"
 VERIFIER_SET_KEY = "verifier.set"
 DEFAULT_TIMEOUT_S = 60.0
@@ -57,10 +66,13 @@ class AttestationBox:
         self.store.set_meta(_key(att.interval_start_s, signer), json.dumps(body, sort_keys=True))
         return signer
 
-    def signatures(self, att: IntervalAttestation) -> dict[str, bytes]:
-        """Signer -> signature of every registered verifier that signed exactly ``att``."""
+    def signatures(
+        self, att: IntervalAttestation, verifiers: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """Signer -> signature of every registered verifier (``verifiers``: the set already
+        read) that signed exactly ``att``."""
         found: dict[str, bytes] = {}
-        for verifier in self.verifiers():
+        for verifier in self.verifiers() if verifiers is None else verifiers:
             text = self.store.meta(_key(att.interval_start_s, verifier))
             if text is None:
                 continue
@@ -69,10 +81,12 @@ class AttestationBox:
                 found[verifier] = unhex(body["signature"], "signature", 65)
         return found
 
-    def signed_by(self, start_s: int) -> dict[str, IntervalAttestation]:
+    def signed_by(
+        self, start_s: int, verifiers: Sequence[str] | None = None
+    ) -> dict[str, IntervalAttestation]:
         """What each verifier signed for ``start_s`` (the honest attestation or a void)."""
         out: dict[str, IntervalAttestation] = {}
-        for verifier in self.verifiers():
+        for verifier in self.verifiers() if verifiers is None else verifiers:
             text = self.store.meta(_key(start_s, verifier))
             if text is not None:
                 out[verifier] = attestation_from_json(json.loads(text)["attestation"])
@@ -92,6 +106,57 @@ class RemoteAttestations:
         if timeout_s <= 0:
             raise ValidationError("timeout_s", "must be positive")
         self.box, self.quorum, self.timeout_s, self.clock = box, quorum, timeout_s, clock
+        self._first_asked: dict[IntervalAttestation, float] = {}
+        self._need: int | None = None  # the threshold as last read by poll
+
+    def ready(self, att: IntervalAttestation, verifiers: Sequence[str]) -> bool:
+        """Whether :meth:`poll` would now settle ``att`` or refuse it rather than say pending,
+        from the store alone: ``verifiers`` is the set as last read, the threshold the one the
+        last poll read (before any poll: True, poll then)."""
+        need = self._need
+        if need is None:
+            return True
+        found = self.box.signatures(att, verifiers)
+        signed = self.box.signed_by(att.interval_start_s, verifiers).values()
+        other = sum(attestation != att for attestation in signed)
+        return len(found) >= need or len(verifiers) - other < need
+
+    def poll(self, att: IntervalAttestation) -> list[bytes]:
+        """The quorum's signatures over ``att`` now, without waiting.
+
+        AttestationRefused when the quorum can no longer be reached (so many verifiers signed
+        another attestation, a void, that too few are left); AttestationPending otherwise. A
+        quorum missing after ``timeout_s`` is logged, never refused: silence is not a dispute,
+        and voiding needs the verifiers' own void signatures (the exit covers a dead panel).
+        """
+        need = self._need = self.quorum()
+        registered = list(self.box.verifiers())  # one read of the set per poll (chain calls)
+        found = self.box.signatures(att, registered)
+        if len(found) >= need:
+            self._first_asked.pop(att, None)
+            return _ascending(found, need)
+        signed = self.box.signed_by(att.interval_start_s, registered).values()
+        other = sum(attestation != att for attestation in signed)
+        if len(registered) - other < need:
+            self._first_asked.pop(att, None)
+            raise AttestationRefused(
+                f"interval {att.interval_start_s}: {other} of {len(registered)} verifiers signed "
+                f"another attestation; {need} cannot agree on the operator's"
+            )
+        first = self._first_asked.setdefault(att, self.clock())
+        waited_s = self.clock() - first
+        if waited_s >= self.timeout_s:
+            log.warning(
+                "interval %s: %s of %s verifiers attested after %.0f s; still waiting",
+                att.interval_start_s,
+                len(found),
+                need,
+                waited_s,
+            )
+            self._first_asked[att] = self.clock()  # warn once per timeout, not every tick
+        raise AttestationPending(
+            f"interval {att.interval_start_s}: {len(found)} of {need} verifiers attested so far"
+        )
 
     def collect(self, att: IntervalAttestation) -> list[bytes]:
         need = self.quorum()
@@ -99,12 +164,15 @@ class RemoteAttestations:
         while True:
             found = self.box.signatures(att)
             if len(found) >= need:
-                # The Market wants signatures by strictly ascending signer; k of them suffice.
-                ascending = sorted(found, key=lambda a: int(a, 16))[:need]
-                return [found[a] for a in ascending]
+                return _ascending(found, need)
             if self.clock() >= deadline:
                 raise AttestationRefused(
                     f"interval {att.interval_start_s}: {len(found)} of {need} verifiers attested "
                     f"within {self.timeout_s:g} s"
                 )
             time.sleep(_POLL_S)
+
+
+def _ascending(found: dict[str, bytes], need: int) -> list[bytes]:
+    """The Market wants signatures by strictly ascending signer; ``need`` of them suffice."""
+    return [found[a] for a in sorted(found, key=lambda a: int(a, 16))[:need]]

@@ -3,7 +3,9 @@
 * ``verifier_mode = "dev"``: the deterministic dev keys (:func:`~gridledger.verifier.panel.
   dev_verifier_keys`) sign in this process, each after the real re-execution check;
 * ``verifier_mode = "remote"``: ``gridledger verifier`` processes POST their attestations to the
-  node's API and the operator waits, up to ``attestation_timeout_s``, for the quorum.
+  node's API. Collecting never waits (:meth:`RemoteAttestations.poll`): below the quorum it
+  raises AttestationPending, the scheduler lets go of the chain lock and tries again on a later
+  tick; a quorum still missing after ``attestation_timeout_s`` is logged.
 
 The set registered at deploy is ``verifier_addresses`` (comma-separated) or, when empty, the
 first ``verifier_count`` dev addresses; ``verifier_quorum`` is its threshold.
@@ -22,6 +24,7 @@ from gridledger.verifier.panel import InProcessVerifiers, dev_verifier_addresses
 from gridledger.verifier.remote import (
     AttestationBox,
     RemoteAttestations,
+    known_verifier_set,
     remember_verifier_set,
 )
 
@@ -48,7 +51,8 @@ class NodeVerifiers:
         self.mode = settings.verifier_mode
         self.ledger, self.store = ledger, store
         self.operator: MarketOperator | None = None
-        remember_verifier_set(store, ledger.verifiers())
+        self._remembered = ledger.verifiers()
+        remember_verifier_set(store, self._remembered)
         if self.mode == "remote":
             box = AttestationBox(store, ledger.domain, self._verifiers)
             self.remote = RemoteAttestations(
@@ -60,15 +64,24 @@ class NodeVerifiers:
 
     def _verifiers(self) -> list[str]:
         addresses = self.ledger.verifiers()
-        remember_verifier_set(self.store, addresses)
+        if addresses != self._remembered:  # the API's copy: written when the set changed
+            remember_verifier_set(self.store, addresses)
+            self._remembered = addresses
         return addresses
 
     def bind(self, operator: MarketOperator) -> None:
         self.operator = operator
 
+    def ready(self, att: IntervalAttestation) -> bool:
+        """Whether collecting ``att`` may now do more than say pending (store reads only; the
+        node's scheduler asks before it takes its locks, LiveMarket.settle_due)."""
+        if self.mode != "remote":
+            return True
+        return self.remote.ready(att, known_verifier_set(self.store))
+
     def collect(self, att: IntervalAttestation) -> list[bytes]:
         if self.mode == "remote":
-            return self.remote.collect(att)
+            return self.remote.poll(att)
         if self.operator is None:
             raise ValidationError("verifiers", "bind() them to the operator first")
         from gridledger.verifier.local import ReexecutionCheck
