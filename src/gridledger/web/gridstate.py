@@ -42,17 +42,13 @@ def _cached_state(
 ) -> dict[str, Any]:
     import pandapower as pp
 
-    from gridledger.iotools.simbench import load_lv_grid
-
     with _lock:
-        net = load_lv_grid(grid_code)
-        net.load["p_mw"] = 0.0
-        net.load["q_mvar"] = 0.0
-        net.sgen["p_mw"] = 0.0
+        net, community_load = _working_net(grid_code)
+        p_mw = dict.fromkeys(community_load.values(), 0.0)
         for bus, wh in net_wh:
-            if bus in net.bus.index:
-                p_mw = wh * 3600 / interval_length_s / WH_PER_MWH
-                pp.create_load(net, bus, p_mw=p_mw, name=f"community {bus}")
+            if bus in community_load:
+                p_mw[community_load[bus]] = wh * 3600 / interval_length_s / WH_PER_MWH
+        net.load.loc[list(p_mw), "p_mw"] = list(p_mw.values())
         try:
             pp.runpp(net)
         except pp.LoadflowNotConverged:
@@ -60,3 +56,22 @@ def _cached_state(
         lines = {int(i): round(float(v), 2) for i, v in net.res_line["loading_percent"].items()}
         buses = {int(i): round(float(v), 4) for i, v in net.res_bus["vm_pu"].items()}
     return {"converged": True, "lines": lines, "buses": buses}
+
+
+@lru_cache(maxsize=4)
+def _working_net(grid_code: str) -> tuple[Any, dict[int, int]]:
+    """The feeder with its own loads and generators at zero and one community load per bus,
+    built once: each power flow only sets the loads (a fresh copy of the net and new loads
+    for every interval took longer than the power flow itself). Used under ``_lock``."""
+    import pandapower as pp
+
+    from gridledger.iotools.simbench import load_lv_grid
+
+    net = load_lv_grid(grid_code)
+    net.load["p_mw"] = 0.0
+    net.load["q_mvar"] = 0.0
+    net.sgen["p_mw"] = 0.0
+    loads = {
+        int(b): int(pp.create_load(net, b, p_mw=0.0, name=f"community {b}")) for b in net.bus.index
+    }
+    return net, loads
