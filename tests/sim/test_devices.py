@@ -30,6 +30,7 @@ from gridledger.sim.devices import (
 )
 from gridledger.sim.runner import run_scenario
 from gridledger.sim.scenario import Scenario, load_scenario, scenario_from_mapping
+from gridledger.sim.sweep import plan_sweep
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FEBRUARY = dt.date(2016, 2, 15)
@@ -49,6 +50,10 @@ def test_device_tables_are_checked_and_name_their_key() -> None:
     rural = load_scenario(SCENARIOS / "devices-rural.toml")
     assert rural.devices.any and rural.devices.wind.nominal_power_w == 10_000
     assert rural.devices.ev.share == 0.3 and rural.devices.heat_pump.smart
+    sweep = {"base": "devices-rural.toml", "vary": {"ev": {"share": [0.0, 0.5]}}}
+    cells = plan_sweep(sweep, SCENARIOS).cells  # device keys vary in a sweep like any other
+    assert [c.scenario.devices.ev.share for c in cells] == [0.0, 0.5]
+    assert cells[0].cell_id != cells[1].cell_id
 
 
 def test_ev_sessions_get_their_energy_by_departure_and_smart_ones_follow_the_signal() -> None:
