@@ -206,6 +206,7 @@ async function drawGrid() {
   if (!$("grid-map").childElementCount) paintGrid({ lines: {}, buses: {}, interval_start_s: null });
   let state = null;
   try { state = await getJSON("/v1/grid/state"); } catch (_) { return; /* no readings yet: neutral colours */ }
+  await displayReady;  // the map names the interval in the configured time zone
   if (state.interval_start_s !== gridInterval) paintGrid(state);
 }
 
@@ -356,10 +357,11 @@ async function refreshAlerts() {
 // -- refresh loop: SSE first, polling as the fallback ------------------------------------------
 async function refresh() {
   try {
+    // fetched while /v1/display is still on its way, rendered once it has answered
     const [intervals, chain, summary, status] = await Promise.all([
       getJSON("/v1/intervals?limit=96").then((page) => page.items), getJSON("/v1/chain"),
       summaryCache ? Promise.resolve(summaryCache) : getJSON("/v1/summary").catch(() => null),
-      getJSON("/v1/market").catch(() => null)]);
+      getJSON("/v1/market").catch(() => null), displayReady]);
     if (summary) summaryCache = summary;
     if (status) { market = status; marketAt = Date.now(); }
     drawChart(intervals, summary || status);
@@ -415,6 +417,8 @@ function wireAccount() {
   $("verify").addEventListener("click", verifyStatement);
 }
 
+// Resolves once /v1/display has answered (or failed: the defaults hold); rendering waits for it.
+let displayReady = Promise.resolve();
 async function loadDisplay() {
   try { display = await getJSON("/v1/display"); clockFmt = null; } catch (_) { /* keep the defaults */ }
   document.querySelectorAll("[data-unit=currency]").forEach((el) => { el.textContent = display.currency; });
@@ -428,7 +432,8 @@ if (PAGE === "household") {
   loadDisplay().then(refreshAccount);
   setInterval(() => { if (token) refreshAccount(); }, POLL_SLOW_MS);
 } else {
-  loadDisplay().then(refresh);
+  displayReady = loadDisplay();
+  refresh();
   refreshGrid();
   refreshAlerts();
   poll(POLL_FAST_MS);
