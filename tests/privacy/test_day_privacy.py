@@ -114,12 +114,21 @@ def api_records(url: str, starts: list[int]) -> list[Record]:
     for path in paths:
         response = httpx.get(url + path, timeout=30)
         assert response.status_code == 200, (path, response.text)
-        body = response.json()
-        for item in body.get("items", [body]):  # a list endpoint's page: one record per item
+        for item in _items(response.json()):
             record: Record = (set(), set())
             _collect(item, record)
             records.append(record)
     return records
+
+
+def _items(body: dict[str, Any]) -> list[Any]:
+    """What a reader sees as one item: each item of a list page, each event of the chain
+    status's ``recent_*`` lists (each its own log on-chain, as chain_records reads them), and
+    the rest of an answer."""
+    if "items" in body:
+        return list(body["items"])
+    events = [e for k, v in body.items() if k.startswith("recent_") for e in v]
+    return [{k: v for k, v in body.items() if not k.startswith("recent_")}, *events]
 
 
 def _collect(value: Any, into: Record) -> None:

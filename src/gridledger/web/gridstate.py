@@ -1,8 +1,9 @@
 """The grid as people see it on the map: line loading and bus voltage of one interval.
 
-The power flow is run on the feeder from the interval's metered net energy of each household
-at its bus (SimBench LV grid, pandapower); the background SimBench loads are left out, so the map
-shows what the community itself puts on its grid. Results are cached per interval.
+The power flow is run on the feeder from the interval's metered net energy of the households
+at each bus (summed per bus by the API; SimBench LV grid, pandapower); the background SimBench
+loads are left out, so the map shows what the community itself puts on its grid. Results are
+cached per interval.
 """
 
 from __future__ import annotations
@@ -14,20 +15,6 @@ from typing import Any
 
 WH_PER_MWH = 1_000_000
 _lock = threading.Lock()  # pandapower nets are not safe to share between threads
-
-
-def net_wh_by_bus(
-    readings: list[tuple[str, int, int]], owner_of: Mapping[str, str], bus_of: Mapping[str, int]
-) -> dict[int, int]:
-    """(meter, imported_wh, exported_wh) -> net import per bus (negative: the bus feeds in)."""
-    by_bus: dict[int, int] = {}
-    for meter, imported_wh, exported_wh in readings:
-        owner = owner_of.get(meter)
-        if owner is None or owner not in bus_of:
-            continue
-        bus = bus_of[owner]
-        by_bus[bus] = by_bus.get(bus, 0) + imported_wh - exported_wh
-    return by_bus
 
 
 def grid_state(grid_code: str, net_wh: Mapping[int, int], interval_length_s: int) -> dict[str, Any]:
