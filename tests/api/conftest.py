@@ -18,15 +18,12 @@ from tests.node.support import (
     domain_of,
     enrol,
     fast_settings,
-    interval_status,
-    market,
     open_interval_with_time_left,
     order_body,
-    reading_body,
     running_node,
     sign_in,
-    wait_for,
 )
+from tests.support.trading import trade_one_interval
 
 
 @dataclass
@@ -43,25 +40,6 @@ class World:
     open_start_s: int
 
 
-def _settle_one_interval(url: str, victim: Household, attacker: Household) -> int:
-    domain = domain_of(url)
-    start = open_interval_with_time_left(url)
-    for who, side, price in ((victim, "sell", 100_000), (attacker, "buy", 200_000)):
-        body = order_body(who, domain, side, 500, price, start, 1)
-        httpx.post(
-            f"{url}/v1/orders", json=body, headers=who.participant.headers
-        ).raise_for_status()
-    wait_for(lambda: market(url)["market_time_s"] >= start + 900, 20, "the interval to end")
-    readings = [
-        reading_body(victim, domain, start, 0, 500),
-        reading_body(attacker, domain, start, 500, 0),
-    ]
-    acks = httpx.post(f"{url}/v1/readings", json=readings).json()
-    assert [a["status"] for a in acks] == ["accepted", "accepted"], acks
-    wait_for(lambda: interval_status(url, start) == "settled", 20, "settlement")
-    return start
-
-
 @pytest.fixture(scope="package")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("api-live")
@@ -75,7 +53,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             json={"address": auditor.address, "role": "auditor"},
         ).raise_for_status()
         sign_in(url, auditor)
-        settled = _settle_one_interval(url, victim, attacker)
+        settled = trade_one_interval(url, victim, attacker, 500, 20, require_accepted=True)
         statement = httpx.get(
             f"{url}/v1/participants/{victim.participant.address}/statement",
             headers=victim.participant.headers,

@@ -11,20 +11,12 @@ import pytest
 
 from gridledger.sim.kpis import KPI_DEFINITIONS, KPIS_BY_KEY, Kpis, kpis_markdown
 from gridledger.sim.runner import ScenarioResult, run_scenario
-from gridledger.sim.scenario import Scenario
+from tests.support.scenarios import one_day
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "kpis.md"
 # background loads on: the transformer carries more than the community
-FEEDER = Scenario(
-    name="kpis",
-    households=6,
-    pv_share=0.5,
-    battery_share=0.0,
-    background=True,
-    strategy="zi",
-    start_date=dt.date(2016, 6, 8),
-    days=1,
-    seed=3,
+FEEDER = one_day(
+    "kpis", households=6, seed=3, background=True, strategy="zi", start_date=dt.date(2016, 6, 8)
 )
 
 

@@ -13,21 +13,11 @@ import pytest
 
 from gridledger.errors import ConfigError, DataSourceError, ValidationError
 from gridledger.sim.runner import ScenarioResult, prepare_physics, run_scenario
-from gridledger.sim.scenario import Scenario, load_scenario, scenario_from_mapping
+from gridledger.sim.scenario import load_scenario, scenario_from_mapping
+from tests.support.scenarios import one_day
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-SMALL = Scenario(
-    name="small",
-    households=8,
-    pv_share=0.5,
-    battery_share=0.25,
-    flexible_share=0.25,
-    background=False,
-    strategy="truthful",
-    start_date=dt.date(2016, 6, 10),
-    days=1,
-    seed=5,
-)
+SMALL = one_day("small", households=8, seed=5, battery_share=0.25, flexible_share=0.25)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,13 @@ import httpx
 import pytest
 
 from tests.node.support import (
-    domain_of,
     enrol,
     fast_settings,
     interval_status,
-    market,
-    open_interval_with_time_left,
-    order_body,
-    reading_body,
     running_node,
-    wait_for,
 )
 from tests.support.services import REPO, require_binary
+from tests.support.trading import meter_and_settle, post_crossing_orders
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -68,13 +63,7 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
             )
             assert page.locator("#price-chart .price-point").count() == 0
 
-            domain = domain_of(url)
-            start = open_interval_with_time_left(url)
-            for who, side, price in ((seller, "sell", 100_000), (buyer, "buy", 200_000)):
-                body = order_body(who, domain, side, 700, price, start, 1)
-                httpx.post(
-                    f"{url}/v1/orders", json=body, headers=who.participant.headers, timeout=60
-                ).raise_for_status()
+            start = post_crossing_orders(url, seller, buyer, 700)
             page.wait_for_function(
                 "document.querySelectorAll('#price-chart .price-point').length >= 1",
                 timeout=60_000,
@@ -92,13 +81,7 @@ def test_dashboard_follows_the_live_market(tmp_path: Path) -> None:
             assert "CET" in first_row or "CEST" in first_row, first_row  # Europe/Berlin clock
             assert "µ" not in page.locator("body").inner_text()
 
-            wait_for(lambda: market(url)["market_time_s"] >= start + 900, 60, "the interval end")
-            readings = [
-                reading_body(seller, domain, start, 0, 700),
-                reading_body(buyer, domain, start, 700, 0),
-            ]
-            httpx.post(f"{url}/v1/readings", json=readings, timeout=60).raise_for_status()
-            wait_for(lambda: interval_status(url, start) == "settled", 60, "settlement")
+            meter_and_settle(url, seller, buyer, 700, start)
 
             page.goto(url + "/household")  # the household's own page
             page.fill("#token-input", seller.participant.token)

@@ -16,7 +16,6 @@ from gridledger.errors import ConfigError
 from gridledger.sim.kpis import KPI_DEFINITIONS
 from gridledger.sim.report import render_html
 from gridledger.sim.runner import ScenarioResult, run_scenario
-from gridledger.sim.scenario import Scenario
 from gridledger.store import Store
 from gridledger.web.units import (
     cost_text,
@@ -27,6 +26,7 @@ from gridledger.web.units import (
     price_text,
     savings_text,
 )
+from tests.support.scenarios import one_day
 
 NOON_CEST_S = int(dt.datetime(2016, 6, 6, 10, 0, tzinfo=dt.UTC).timestamp())
 
@@ -72,19 +72,7 @@ def test_display_endpoint_names_currency_zone_and_kpis(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def day_run(tmp_path_factory: pytest.TempPathFactory) -> ScenarioResult:
-    scenario = Scenario(
-        name="units",
-        households=4,
-        pv_share=0.5,
-        battery_share=0.0,
-        flexible_share=0.0,
-        background=False,
-        strategy="truthful",
-        start_date=dt.date(2016, 6, 10),
-        days=1,
-        seed=3,
-    )
-    return run_scenario(scenario, write_files=False)
+    return run_scenario(one_day("units", households=4, seed=3), write_files=False)
 
 
 def test_report_shows_kpis_in_words_money_in_currency_and_local_times(
