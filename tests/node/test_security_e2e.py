@@ -229,6 +229,7 @@ def logging_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
     service.stop()
 
 
+@pytest.mark.mqtt
 def test_an_mqtt_reconnect_storm_and_malformed_mqtt_payloads_are_confirmed(
     logging_broker: Service, tmp_path: Path
 ) -> None:

@@ -20,6 +20,14 @@ for, submitted to the ``Evidence`` contract (deployed next to the Registry, hold
 SUSPENDER_ROLE) by a worker thread. A development node signs for all of ``DETECTOR_SEEDS``; in
 production each detector identity runs on its own operator's node. ``GET /v1/anomalies`` lists
 what was flagged and confirmed, from this node's alerts and the contract's events.
+
+Independent detectors (``gridledger detector`` processes, :mod:`gridledger.security.live`): when
+``Settings.evidence_detectors`` lists their addresses, the Evidence contract is deployed for them
+(quorum ``Settings.evidence_quorum``) and this node signs nothing itself. It serves them, signed
+in (as Registry auditors) and listed in that set, what they judge on their own:
+``GET /v1/security/intervals/{start}/readings`` (every meter's signed readings of an interval)
+and ``GET /v1/security/traffic`` (the raw traffic events, each detector applies its own rules);
+``GET /v1/security/evidence`` (public) names the contract, the quorum and the detector set.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,7 +63,8 @@ from gridledger.security.traffic import (
 )
 
 if TYPE_CHECKING:
-    from gridledger.node.runner import Node
+    from gridledger.config import Settings
+    from gridledger.node.parts import NodeParts as Node  # a Protocol: runner imports us
     from gridledger.security.onchain import EvidenceContract
 
 log = logging.getLogger(__name__)
@@ -68,6 +79,7 @@ DETECTOR_SEEDS = (
     "detector:neighbourhood",
 )
 QUORUM = 3
+TRAFFIC_LOG_EVENTS = 100_000  # the newest traffic events kept for detector processes
 _CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("gridledger_client", default="mqtt")
 
 
@@ -91,9 +103,29 @@ class SecurityPolicy:
     local_seeds: tuple[str, ...] = DETECTOR_SEEDS
     quorum: int = QUORUM
     rules: tuple[TrafficRule, ...] = DEFAULT_RULES
+    detector_addresses: tuple[str, ...] = ()  # independent detectors; replaces the seeds' set
 
     def keys(self, seeds: Sequence[str]) -> list[bytes]:
         return [key_from_seed(seed) for seed in seeds]
+
+    def detectors(self) -> list[str]:
+        """The addresses the Evidence contract registers."""
+        if self.detector_addresses:
+            return list(self.detector_addresses)
+        return [address_of(k) for k in self.keys(self.detector_seeds)]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecurityPolicy:
+        """External detectors when ``evidence_detectors`` lists them (then this node signs
+        nothing), else the development seeds signed for in-process."""
+        listed = tuple(
+            to_checksum_address(a.strip())
+            for a in settings.evidence_detectors.split(",")
+            if a.strip()
+        )
+        if not listed:
+            return cls(quorum=min(settings.evidence_quorum, len(DETECTOR_SEEDS)))
+        return cls(local_seeds=(), quorum=settings.evidence_quorum, detector_addresses=listed)
 
 
 @dataclass
@@ -140,6 +172,8 @@ class SecurityMonitor:
         self._last_s = 0
         self._local: dict[tuple[str, int], Anomaly] = {}
         self._files: list[SignedEvidence] = []
+        self._traffic: deque[tuple[int, TrafficEvent]] = deque(maxlen=TRAFFIC_LOG_EVENTS)
+        self._traffic_seq = 0
         self._queue: queue.Queue[TrafficAlert | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="security", daemon=True)
 
@@ -148,7 +182,10 @@ class SecurityMonitor:
         """One traffic event now; alerts are queued for the worker."""
         with self._lock:
             self._last_s = max(self._last_s, int(self._clock()))
-            alerts = self._detector.observe(TrafficEvent(self._last_s, source, code))
+            event = TrafficEvent(self._last_s, source, code)
+            self._traffic_seq += 1
+            self._traffic.append((self._traffic_seq, event))
+            alerts = self._detector.observe(event)
         for alert in alerts:
             log.warning("security: %s from %s (%d events)", alert.rule, alert.source, alert.count)
             self._queue.put(alert)
@@ -225,6 +262,17 @@ class SecurityMonitor:
                 raise
 
     # -- reading ---------------------------------------------------------------------------
+    def traffic_since(self, after_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Traffic events with an id above ``after_id`` (oldest first) and the last id."""
+        with self._lock:
+            rows: list[dict[str, Any]] = [
+                {"id": i, "time_s": e.time_s, "source": e.source, "code": e.code}
+                for i, e in self._traffic
+                if i > after_id
+            ][:limit]
+            last = rows[-1]["id"] if rows else max(after_id, 0)
+        return rows, int(last)
+
     def evidence_files(self) -> list[SignedEvidence]:
         """The signed records kept off-chain (their hashes are on-chain)."""
         with self._lock:
@@ -250,6 +298,14 @@ class SecurityMonitor:
         rows = sorted(merged.values(), key=lambda a: (-a.window_start_s, a.subject))
         return [a.to_json(self.policy.quorum) for a in rows]
 
+    def evidence_of(self, subject: str, window_start_s: int, detector: str) -> str | None:
+        """The on-chain evidence hash a detector committed (None: it did not)."""
+        if self.contract is None:
+            return None
+        with self._chain_lock:
+            digest = self.contract.evidence_of(subject, window_start_s, detector)
+        return None if digest == b"\0" * 32 else "0x" + digest.hex()
+
 
 def _copy(anomaly: Anomaly) -> Anomaly:
     copied = {**asdict(anomaly), "detectors": [], "evidence_hashes": []}
@@ -267,8 +323,54 @@ class ObservedGateway:
         self.monitor.observe_outcomes(outcomes)
         return outcomes
 
+    def observe_rejected(self, outcomes: Sequence[Outcome]) -> None:
+        self.monitor.observe_outcomes(outcomes)  # unparseable items never reach ingest
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+# mosquitto publishes its notices here with ``log_dest topic`` (and ``log_type notice``).
+MQTT_LOG_TOPIC = "$SYS/broker/log/N"
+_MQTT_CONNECTED = re.compile(r"New client connected from (\S+):\d+ as (\S+)")
+
+
+class MqttConnectionWatcher:
+    """Every client connection the MQTT broker logs becomes an ``mqtt_connect`` event of the
+    client's address: the broker is the only party that sees reconnect storms. The client id
+    proves nothing (MQTT clients choose it), so the address is the source."""
+
+    def __init__(self, broker_url: str, monitor: SecurityMonitor) -> None:
+        import os
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from gridledger.metering.mqtt import parse_broker_url
+
+        self.monitor = monitor
+        host, port = parse_broker_url(broker_url)
+        # A clean session of its own id: notices missed while disconnected are not replayed
+        # (the broker keeps none), and two nodes on one broker must not take over each other.
+        client_id = f"gridledger-security-{os.getpid()}-{id(self):x}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect_async(host, port, keepalive=10)
+        self.client.on_connect = lambda client, *_: client.subscribe(MQTT_LOG_TOPIC, qos=0)
+        self.client.on_message = lambda _client, _user, message: self.line(message.payload)
+
+    def start(self) -> MqttConnectionWatcher:
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def line(self, payload: bytes | bytearray) -> None:
+        found = _MQTT_CONNECTED.search(payload.decode(errors="replace"))
+        if found is not None:
+            self.monitor.observe(client_subject(found.group(1)), "mqtt_connect")
 
 
 class SecurityMiddleware:
@@ -320,10 +422,12 @@ class NodeSecurity:
 
     def __init__(self, monitor: SecurityMonitor) -> None:
         self.monitor = monitor
+        self.node: Node | None = None
+        self.mqtt: MqttConnectionWatcher | None = None
 
     @classmethod
     def start(cls, node: Node, policy: SecurityPolicy | None = None) -> NodeSecurity:
-        policy = policy or SecurityPolicy()
+        policy = policy or SecurityPolicy.from_settings(node.settings)
         market = node.market
         nodes = [
             DetectorNode(seed, key, node.ledger.domain)
@@ -332,9 +436,15 @@ class NodeSecurity:
         contract = _evidence_contract(node, policy)
         monitor = SecurityMonitor(policy, nodes, contract, market.chain_lock).start()
         market.gateway = ObservedGateway(market.gateway, monitor)  # type: ignore[assignment]
-        return cls(monitor)
+        security = cls(monitor)
+        security.node = node
+        if node.settings.mqtt_url:
+            security.mqtt = MqttConnectionWatcher(node.settings.mqtt_url, monitor).start()
+        return security
 
     def stop(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
         self.monitor.stop()
 
     def anomalies(self) -> list[dict[str, Any]]:
@@ -343,6 +453,10 @@ class NodeSecurity:
     def wrap(self, app: Any) -> Any:
         """Install the traffic middleware on the API application."""
         app.add_middleware(SecurityMiddleware, monitor=self.monitor)
+        if self.node is not None:
+            from gridledger.node.security_routes import add_detector_routes
+
+            add_detector_routes(app, self.node, self.monitor)
         return app
 
 
@@ -360,7 +474,7 @@ def _evidence_contract(node: Node, policy: SecurityPolicy) -> EvidenceContract |
     with market.chain_lock:
         if saved is not None and node.settings.chain != "memory":
             return EvidenceContract(node.ledger, saved, artifact)
-        detectors = [address_of(k) for k in policy.keys(policy.detector_seeds)]
+        detectors = policy.detectors()
         contract = EvidenceContract.deploy(node.ledger, policy.quorum, detectors, artifact=artifact)
     meta.put(evidence_contract=contract.address)
     return contract
