@@ -6,6 +6,7 @@ Pure integer arithmetic (Wh, micro-units); see the module docstrings for the rou
 from gridledger.settlement._delivery import (
     Delivery,
     DeliverySettlement,
+    FlexDelivery,
     StatementLine,
     Tariffs,
     contracted_net_wh,
@@ -21,6 +22,7 @@ from gridledger.settlement._netting import (
 __all__ = [
     "Delivery",
     "DeliverySettlement",
+    "FlexDelivery",
     "IntervalSettlement",
     "SettledTrade",
     "StatementLine",

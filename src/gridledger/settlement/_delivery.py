@@ -22,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gridledger.flex._types import Direction
+from gridledger.flex.baseline import delivered_flexibility_wh
 from gridledger.settlement._netting import SettledTrade, trade_amount_micro
 
 
@@ -50,7 +52,8 @@ class StatementLine:
     """One line of a participant's interval statement; ``amount_micro`` > 0 is money received."""
 
     participant: str
-    kind: str  # "trade-buy", "trade-sell", "grid-fee", "imbalance-import", "imbalance-export"
+    kind: str  # "trade-buy", "trade-sell", "grid-fee", "imbalance-import", "imbalance-export",
+    # "flexibility" (paid by the grid operator for delivered flexibility, docs/flexibility.md)
     energy_wh: int
     price_micro_per_kwh: int
     amount_micro: int
@@ -69,6 +72,43 @@ class DeliverySettlement:
 
     def lines_of(self, participant: str) -> list[StatementLine]:
         return [line for line in self.lines if line.participant == participant]
+
+
+@dataclass(frozen=True)
+class FlexDelivery:
+    """An award to settle: delivered = the baseline rule of gridledger.flex.baseline."""
+
+    participant: str
+    direction: Direction
+    baseline_net_import_wh: int
+    awarded_wh: int
+    price_micro_per_kwh: int
+    curtailed_wh: int = 0
+
+
+def _flexibility_lines(
+    awards: Iterable[FlexDelivery], deliveries: Mapping[str, Delivery], grid_operator: str
+) -> list[StatementLine]:
+    """The grid operator pays each delivered award at its price (nothing when nothing came)."""
+    lines = []
+    for a in awards:
+        metered = deliveries.get(a.participant, Delivery(0, 0)).net_import_wh
+        energy = delivered_flexibility_wh(
+            a.direction, a.baseline_net_import_wh, metered, a.awarded_wh, a.curtailed_wh
+        )
+        if energy:
+            amount = trade_amount_micro(energy, a.price_micro_per_kwh)
+            lines.append(
+                StatementLine(
+                    a.participant,
+                    "flexibility",
+                    energy,
+                    a.price_micro_per_kwh,
+                    amount,
+                    grid_operator,
+                )
+            )
+    return lines
 
 
 def contracted_net_wh(trades: Iterable[SettledTrade]) -> dict[str, int]:
@@ -144,19 +184,23 @@ def settle_with_delivery(
     grid_operator: str,
     supplier: str,
     escrow_micro: Mapping[str, int] | None = None,
+    flexibility: Iterable[FlexDelivery] = (),
 ) -> DeliverySettlement:
     """Settle one interval: trades, grid fees, and each participant's imbalance with the supplier.
 
     ``escrow_micro`` (optional) is each participant's escrow before the interval; imbalance charges
     beyond what is left after the trades are cut and reported in ``unsettled_micro``.
+    ``flexibility``: the interval's awards; the grid operator pays what was delivered.
     """
     trades = list(trades)
-    lines = _trade_lines(trades, grid_operator)
+    flex_lines = _flexibility_lines(flexibility, deliveries, grid_operator)
+    lines = _trade_lines(trades, grid_operator) + flex_lines
     contracted = contracted_net_wh(trades)
     deltas: defaultdict[str, int] = defaultdict(int)
     for line in lines:
         deltas[line.participant] += line.amount_micro
     deltas[grid_operator] += sum(t.fee_micro for t in trades)
+    deltas[grid_operator] -= sum(line.amount_micro for line in flex_lines)
     unsettled: dict[str, int] = {}
     for participant in sorted(set(deliveries) | set(contracted)):
         delivery = deliveries.get(participant, Delivery(0, 0))

@@ -2,7 +2,8 @@
 
 A statement lists, per interval, the participant's orders, trades and meter readings, each with
 its Merkle proof against the roots the operator committed on-chain, and the settlement lines
-(trades, grid fees, imbalance with the grid supplier) that sum to the participant's on-chain delta.
+(trades, grid fees, imbalance with the grid supplier, flexibility paid by the grid operator
+against proven awards) that sum to the participant's on-chain delta.
 :func:`verify_statement` recomputes every line from the proven facts and the public tariffs, so a
 participant can check its bill without trusting the operator; each problem names the failing line.
 """
@@ -13,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from gridledger.flex.commitments import FlexAwardLine, flex_award_leaf
 from gridledger.market import Order, TradeLine, order_leaf, trade_leaf
 from gridledger.merkle import verify_proof
 from gridledger.metering import Reading, reading_leaf
 from gridledger.settlement._delivery import (
     Delivery,
+    FlexDelivery,
     StatementLine,
     Tariffs,
     settle_with_delivery,
@@ -44,6 +47,7 @@ class IntervalStatement:
     readings: tuple[Proven[Reading], ...]
     lines: tuple[StatementLine, ...]
     delta_micro: int  # what the operator says moved in the participant's escrow
+    flex_awards: tuple[Proven[FlexAwardLine], ...] = ()  # proven under the result root
 
     @property
     def total_micro(self) -> int:
@@ -117,6 +121,7 @@ def _proof_problems(interval: IntervalStatement, chain: OnChainCommitment) -> li
         _unproven("order", interval.orders, order_leaf, chain.orders_root)
         + _unproven("trade", interval.trades, trade_leaf, chain.result_root)
         + _unproven("reading", interval.readings, reading_leaf, chain.readings_root)
+        + _unproven("flexibility award", interval.flex_awards, flex_award_leaf, chain.result_root)
     )
 
 
@@ -141,8 +146,25 @@ def expected_lines(
         sum(r.item.imported_wh for r in interval.readings),
         sum(r.item.exported_wh for r in interval.readings),
     )
+    awards = [
+        FlexDelivery(
+            a.participant,
+            a.direction,
+            a.baseline_net_import_wh,
+            a.energy_wh,
+            a.price_micro_per_kwh,
+            a.curtailed_wh,
+        )
+        for a in (p.item for p in interval.flex_awards)
+        if a.participant == participant
+    ]
     settled = settle_with_delivery(
-        trades, {participant: delivery}, tariffs, grid_operator=grid_operator, supplier=supplier
+        trades,
+        {participant: delivery},
+        tariffs,
+        grid_operator=grid_operator,
+        supplier=supplier,
+        flexibility=awards,
     )
     return settled.lines_of(participant)
 

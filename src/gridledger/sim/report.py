@@ -203,6 +203,22 @@ def _bill_rows(result: ScenarioResult, currency: str) -> str:
     return "".join(rows)
 
 
+def _flexibility_section(result: ScenarioResult, currency: str) -> str:
+    if "flexibility" not in result.summary:
+        return ""
+    from gridledger.sim.dr import flexibility_html
+
+    return flexibility_html(result.summary["flexibility"], currency)
+
+
+def _devices_section(result: ScenarioResult) -> str:
+    if "devices" not in result.summary:
+        return ""
+    from gridledger.sim.devices import devices_html
+
+    return devices_html(result.summary["devices"])
+
+
 def render_html(
     result: ScenarioResult, currency: str = "EUR", timezone: str = "Europe/Berlin"
 ) -> str:
@@ -243,6 +259,7 @@ def render_html(
         f"<h2>Each household's bill ({html.escape(currency)})</h2>"
         "<table id='bills'><tr><th>household</th><th>without the market</th>"
         f"<th>with the market</th><th>difference</th></tr>{_bill_rows(result, currency)}</table>"
+        f"{_flexibility_section(result, currency)}{_devices_section(result)}"
         f"{figures}</body></html>"
     )
 

@@ -28,7 +28,7 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -61,8 +61,10 @@ from gridledger.settlement import (
 from gridledger.sim.assets import Battery
 from gridledger.sim.community import Community, HouseholdArrays, build_community
 from gridledger.sim.flexible import ShiftableLoad, schedule_days
-from gridledger.sim.kpis import EnergyTotals, Kpis, compute_kpis
+from gridledger.sim.kpis import EnergyTotals, compute_kpis
 from gridledger.sim.pv import pvlib_clear_sky_per_unit
+from gridledger.sim.results import IntervalSeries as IntervalSeries  # re-exported
+from gridledger.sim.results import ScenarioResult as ScenarioResult  # re-exported
 from gridledger.sim.scenario import Scenario, load_scenario
 from gridledger.sim.settling import IntervalBooking, SettlementRules, Settler
 from gridledger.sim.strategies import (
@@ -72,6 +74,10 @@ from gridledger.sim.strategies import (
     truthful_quotes,
     zero_intelligence_quotes,
 )
+
+if TYPE_CHECKING:
+    from gridledger.sim.devices import DeviceRun
+    from gridledger.sim.dr import FlexBooks
 
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -131,71 +137,7 @@ class Physics:
     sensitivities: GridSensitivities | None
     unconstrained: BatchFlows  # the flow of every interval without grid awareness (one batch)
     clock: StageClock
-
-
-@dataclass(frozen=True, eq=False)
-class IntervalSeries:
-    """Per-interval results (NaN price: nothing cleared; NaN flow values: no convergence)."""
-
-    clearing_price_micro_per_kwh: FloatArray
-    demand_wh: Int64Array  # the households' consumption, flexible loads included
-    pv_generated_wh: Int64Array
-    local_traded_wh: Int64Array
-    supplier_import_wh: Int64Array  # bought from the grid supplier (last resort)
-    supplier_export_wh: Int64Array  # sold to the grid supplier (curtailed energy excluded)
-    curtailed_wh: Int64Array
-    trades: Int64Array
-    trades_changed: Int64Array
-    max_line_loading_percent: FloatArray
-    max_trafo_loading_percent: FloatArray
-    min_vm_pu: FloatArray
-    max_vm_pu: FloatArray
-    ext_grid_p_mw: FloatArray
-    unconstrained_max_trafo_loading_percent: FloatArray
-    unconstrained_over_limits: npt.NDArray[np.bool_]  # the plain market's flow breaks a limit
-
-    @classmethod
-    def empty(cls, n: int) -> IntervalSeries:
-        def nan() -> FloatArray:
-            return np.full(n, np.nan)
-
-        def zeros() -> Int64Array:
-            return np.zeros(n, dtype=np.int64)
-
-        return cls(
-            clearing_price_micro_per_kwh=nan(),
-            demand_wh=zeros(),
-            pv_generated_wh=zeros(),
-            local_traded_wh=zeros(),
-            supplier_import_wh=zeros(),
-            supplier_export_wh=zeros(),
-            curtailed_wh=zeros(),
-            trades=zeros(),
-            trades_changed=zeros(),
-            max_line_loading_percent=nan(),
-            max_trafo_loading_percent=nan(),
-            min_vm_pu=nan(),
-            max_vm_pu=nan(),
-            ext_grid_p_mw=nan(),
-            unconstrained_max_trafo_loading_percent=nan(),
-            unconstrained_over_limits=np.zeros(n, dtype=np.bool_),
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class ScenarioResult:
-    scenario: Scenario
-    kpis: Kpis
-    summary: dict[str, Any]
-    series: IntervalSeries
-    household_names: tuple[str, ...]
-    baseline_bill_micro: Int64Array
-    market_bill_micro: Int64Array
-    soc_wh: Int64Array
-    battery_capacity_wh: Int64Array
-    json_path: Path | None = None
-    html_path: Path | None = None
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    devices: DeviceRun | None = None  # EVs, heat pumps, wind (in load_wh / pv_wh already)
 
 
 @dataclass
@@ -355,6 +297,9 @@ def prepare_physics(scenario: Scenario) -> Physics:
     clock.lap("io")
     load_wh = homes.load_wh + _flexible_wh(scenario, community)
     pv_wh = homes.pv_wh
+    devices = _devices(scenario, load_wh, pv_wh)
+    if devices is not None:  # wind counts as local generation next to PV
+        load_wh, pv_wh = load_wh + devices.load_wh, pv_wh + devices.generation_wh
     net_wh, soc, capacity = _dispatch_batteries(homes, load_wh - pv_wh, scenario.interval_length_s)
     clock.lap("assets")
     net = build_net(scenario)
@@ -392,6 +337,23 @@ def prepare_physics(scenario: Scenario) -> Physics:
         sensitivities,
         unconstrained,
         clock,
+        devices,
+    )
+
+
+def _devices(scenario: Scenario, load_wh: Int64Array, pv_wh: Int64Array) -> DeviceRun | None:
+    if not scenario.devices.any:
+        return None
+    from gridledger.sim.devices import simulate_devices
+
+    return simulate_devices(
+        scenario.devices,
+        load_wh.shape[0],
+        load_wh,
+        pv_wh,
+        scenario.start_date,
+        scenario.interval_length_s,
+        scenario.seed,
     )
 
 
@@ -449,6 +411,7 @@ def _book_settlement(
     acc: _Accounts,
     series: IntervalSeries,
     step: int,
+    flex: FlexBooks | None = None,
 ) -> None:
     """Hand the interval to settlement, and count the energy traded with the supplier.
 
@@ -468,6 +431,7 @@ def _book_settlement(
             energy_wh=t.energy_wh,
             price_micro_per_kwh=t.price_micro_per_kwh,
             fee_micro_per_kwh=t.fee_micro_per_kwh,
+            flexibility=() if flex is None else flex.deliveries(step, book.ids, curtailed_wh),
         )
     )
     residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
@@ -508,6 +472,7 @@ def _run_interval(
     rng: np.random.Generator,
     acc: _Accounts,
     series: IntervalSeries,
+    flex: FlexBooks | None = None,
 ) -> ClearingResult:
     clock, flow_s = physics.clock, physics.grid.clock.seconds
     book = _book(_quotes(scenario, physics.net_wh[:, step], band, rng, acc))
@@ -544,7 +509,7 @@ def _run_interval(
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
     clock.lap("other")
-    _book_settlement(result, curtailed, acc, series, step)
+    _book_settlement(result, curtailed, acc, series, step, flex)
     clock.lap("settlement")
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
@@ -599,35 +564,40 @@ def run_scenario(
     began = time.perf_counter()
     physics = prepare_physics(scenario)
     prepared_s = time.perf_counter() - began
-    n_steps, names = scenario.n_intervals, [h.name for h in physics.community.households]
-    band = TariffBand(scenario.feed_in_price_micro_per_kwh, scenario.import_price_micro_per_kwh)
-    rng = np.random.default_rng(scenario.seed)
-    tariffs = Tariffs(scenario.import_price_micro_per_kwh, scenario.feed_in_price_micro_per_kwh)
-    rules = SettlementRules(tuple(names), tariffs, GRID_OPERATOR, GRID_SUPPLIER)
-    # with a recorder the loop waits for the chain anyway: settle in-process
-    acc = _Accounts(
-        market_bill_micro=np.zeros(len(names), dtype=np.int64),
-        settler=Settler(rules, n_steps if recorder is None else 0),
+    plan, without_dr = None, None
+    if scenario.flexibility:  # the same run without DR first: the baseline and the comparison
+        from gridledger.sim.dr import plan_demand_response
+
+        acc, series = _market_run(scenario, physics, None, None)
+        without_dr = _finish(scenario, physics, acc, series, 0.0, prepared_s)
+        plan = plan_demand_response(scenario, physics, _flexible_wh(scenario, physics.community))
+    baseline_net_wh = physics.net_wh
+    if plan is not None:
+        physics = plan.physics
+    acc, series = _market_run(
+        scenario, physics, recorder, progress, None if plan is None else plan.books
     )
-    series = IntervalSeries.empty(n_steps)
-    series.demand_wh[:] = physics.load_wh.sum(axis=0)
-    series.pv_generated_wh[:] = physics.pv_wh.sum(axis=0)
-    physics.clock.lap("other")
-    try:
-        for step in range(n_steps):
-            cleared = _run_interval(scenario, physics, step, band, rng, acc, series)
-            if recorder is not None:  # the chain settles the local trades (netted)
-                netted = net_interval(_trades(names, cleared), GRID_OPERATOR)
-                acc.gas_used += recorder.record(step, cleared, netted, names)
-            if progress is not None:
-                progress(step + 1, n_steps)
-        physics.clock.lap("other")
-        bills_micro, acc.fees_micro = acc.settler.totals()
-    finally:
-        acc.settler.close()
-    acc.market_bill_micro += bills_micro
     physics.clock.lap("settlement")  # what the loop waited for the settling worker
-    result = _finish(scenario, physics, acc, series, time.perf_counter() - began, prepared_s)
+    result = _finish(
+        scenario,
+        physics,
+        acc,
+        series,
+        time.perf_counter() - began,
+        prepared_s,
+        baseline_net_wh,
+    )
+    if plan is not None and without_dr is not None:
+        from gridledger.sim.dr import flexibility_summary
+
+        result.summary["flexibility"] = flexibility_summary(
+            scenario,
+            without_dr.summary,
+            result.summary,
+            plan,
+            acc.settler.flexibility_paid_micro,
+            acc.settler.flexibility_delivered_wh,
+        )
     physics.clock.lap("other")
     if not write_files:
         return dataclasses.replace(result, stage_seconds=dict(physics.clock.seconds))
@@ -647,6 +617,44 @@ def run_scenario(
     )
 
 
+def _market_run(
+    scenario: Scenario,
+    physics: Physics,
+    recorder: IntervalRecorder | None,
+    progress: Progress | None,
+    flex: FlexBooks | None = None,
+) -> tuple[_Accounts, IntervalSeries]:
+    """Every interval's market, clearing and settlement on ``physics``."""
+    n_steps, names = scenario.n_intervals, [h.name for h in physics.community.households]
+    band = TariffBand(scenario.feed_in_price_micro_per_kwh, scenario.import_price_micro_per_kwh)
+    rng = np.random.default_rng(scenario.seed)
+    tariffs = Tariffs(scenario.import_price_micro_per_kwh, scenario.feed_in_price_micro_per_kwh)
+    rules = SettlementRules(tuple(names), tariffs, GRID_OPERATOR, GRID_SUPPLIER)
+    # with a recorder the loop waits for the chain anyway: settle in-process
+    acc = _Accounts(
+        market_bill_micro=np.zeros(len(names), dtype=np.int64),
+        settler=Settler(rules, n_steps if recorder is None else 0),
+    )
+    series = IntervalSeries.empty(n_steps)
+    series.demand_wh[:] = physics.load_wh.sum(axis=0)
+    series.pv_generated_wh[:] = physics.pv_wh.sum(axis=0)
+    physics.clock.lap("other")
+    try:
+        for step in range(n_steps):
+            cleared = _run_interval(scenario, physics, step, band, rng, acc, series, flex)
+            if recorder is not None:  # the chain settles the local trades (netted)
+                netted = net_interval(_trades(names, cleared), GRID_OPERATOR)
+                acc.gas_used += recorder.record(step, cleared, netted, names)
+            if progress is not None:
+                progress(step + 1, n_steps)
+        physics.clock.lap("other")
+        bills_micro, acc.fees_micro = acc.settler.totals()
+    finally:
+        acc.settler.close()
+    acc.market_bill_micro += bills_micro
+    return acc, series
+
+
 def _finish(
     scenario: Scenario,
     physics: Physics,
@@ -654,8 +662,11 @@ def _finish(
     series: IntervalSeries,
     wall_time_s: float,
     prepared_s: float,
+    baseline_net_wh: Int64Array | None = None,
 ) -> ScenarioResult:
-    baseline = baseline_bills_micro(physics.net_wh, scenario)
+    # with DR the baseline (no market) is still the schedule without DR
+    net_wh = physics.net_wh if baseline_net_wh is None else baseline_net_wh
+    baseline = baseline_bills_micro(net_wh, scenario)
     limits = limits_of(scenario)
     energy = EnergyTotals.of(series, acc.buy_orders_wh)
     kpis = compute_kpis(
@@ -688,6 +699,10 @@ def _finish(
         "wall_time_s": round(wall_time_s, 2),
         "setup_time_s": round(prepared_s, 2),
     }
+    if physics.devices is not None:
+        from gridledger.sim.devices import device_kpis
+
+        summary["devices"] = device_kpis(physics.devices)
     return ScenarioResult(
         scenario=scenario,
         kpis=kpis,

@@ -21,6 +21,7 @@ from typing import Any
 from gridledger.errors import DataSourceError, ValidationError
 from gridledger.iotools.simbench import INTERVALS_PER_DAY, PROFILE_INTERVAL_S, PROFILE_LENGTH
 from gridledger.sim.community import COMMUNITY_GRID_CODE
+from gridledger.sim.devices import DEVICE_SECTIONS, DeviceConfig, devices_from_mapping
 
 MECHANISMS = ("uniform", "pay-as-bid", "cda")
 STRATEGIES = ("truthful", "zi", "zip")
@@ -75,6 +76,14 @@ class Scenario:
     mechanism: str = "uniform"
     strategy: str = "zi"
     grid_aware: bool = False
+    # flexibility (demand response: docs/flexibility.md)
+    flexibility: bool = False
+    flex_request_price_micro_per_kwh: int = 150_000  # the DSO's price cap
+    flex_battery_price_micro_per_kwh: int = 30_000  # households' offers: battery wear
+    flex_load_price_micro_per_kwh: int = 50_000  # households' offers: moving a load
+    flex_margin: float = 0.05  # the DSO asks for enough to stay this far below a limit
+    # EVs, heat pumps, small wind: [ev], [heat_pump], [wind], [weather] (sim/devices.py)
+    devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     # run
     start_date: dt.date = dt.date(2016, 6, 6)
     days: int = 1
@@ -121,6 +130,9 @@ class Scenario:
             "feed_in_price_micro_per_kwh",
             "grid_fee_micro_per_kwh",
             "flexible_daily_energy_wh",
+            "flex_request_price_micro_per_kwh",
+            "flex_battery_price_micro_per_kwh",
+            "flex_load_price_micro_per_kwh",
             "seed",
         ):
             if getattr(self, name) < 0:
@@ -133,6 +145,8 @@ class Scenario:
             raise ValidationError(
                 "feed_in_price_micro_per_kwh", "must not exceed import_price_micro_per_kwh"
             )
+        if not 0.0 <= self.flex_margin < 1.0:
+            raise ValidationError("flex_margin", f"must be within [0, 1), got {self.flex_margin}")
         if not 0.0 < self.min_vm_pu < self.max_vm_pu:
             raise ValidationError("min_vm_pu", "need 0 < min_vm_pu < max_vm_pu")
         if not 0 <= self.flexible_window_start_hour < self.flexible_window_end_hour <= 24:
@@ -195,6 +209,11 @@ _TOML_KEYS: Mapping[tuple[str, str], str] = {
     ("market", "mechanism"): "mechanism",
     ("market", "strategy"): "strategy",
     ("market", "grid_aware"): "grid_aware",
+    ("flexibility", "enabled"): "flexibility",
+    ("flexibility", "request_price_micro_per_kwh"): "flex_request_price_micro_per_kwh",
+    ("flexibility", "battery_price_micro_per_kwh"): "flex_battery_price_micro_per_kwh",
+    ("flexibility", "load_price_micro_per_kwh"): "flex_load_price_micro_per_kwh",
+    ("flexibility", "margin"): "flex_margin",
     ("run", "start_date"): "start_date",
     ("run", "days"): "days",
     ("run", "seed"): "seed",
@@ -273,10 +292,16 @@ def _check_grid_code(code: str) -> None:
 def scenario_from_mapping(document: Mapping[str, Any]) -> Scenario:
     """Build a scenario from parsed TOML; errors name the TOML key."""
     values: dict[str, Any] = {}
+    devices = {s: c for s, c in document.items() if s in DEVICE_SECTIONS}
+    if devices:  # their own tables, checked by sim/devices.py (errors name "ev.share")
+        values["devices"] = devices_from_mapping(devices)
     for section, content in document.items():
+        if section in DEVICE_SECTIONS:
+            continue
         if isinstance(content, Mapping):
             if section not in _SECTIONS:
-                raise ValidationError(section, _unknown("section", section, sorted(_SECTIONS)))
+                known = sorted(_SECTIONS | set(DEVICE_SECTIONS))
+                raise ValidationError(section, _unknown("section", section, known))
             items = [(f"{section}.{k}", (section, k), v) for k, v in content.items()]
         else:
             items = [(section, ("", section), content)]

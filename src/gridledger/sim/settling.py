@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gridledger.settlement import Delivery, SettledTrade, Tariffs, settle_with_delivery
+from gridledger.settlement import (
+    Delivery,
+    FlexDelivery,
+    SettledTrade,
+    Tariffs,
+    settle_with_delivery,
+)
 
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -37,6 +43,7 @@ class IntervalBooking:
     energy_wh: Int64Array
     price_micro_per_kwh: Int64Array
     fee_micro_per_kwh: Int64Array
+    flexibility: tuple[FlexDelivery, ...] = ()  # the interval's flexibility awards
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,13 @@ class SettlementRules:
 
 def settle_chunk(
     rules: SettlementRules, bookings: Sequence[IntervalBooking]
-) -> tuple[Int64Array, int]:
-    """Each interval settled against delivery; the households' bill changes and the fees."""
+) -> tuple[Int64Array, int, int, int]:
+    """Each interval settled against delivery: bill changes, grid fees, flexibility paid and
+    delivered (Wh)."""
     names = rules.names
     index_of = {name: row for row, name in enumerate(names)}
     bills = np.zeros(len(names), dtype=np.int64)
-    fees = 0
+    fees = flex_paid = flex_wh = 0
     for b in bookings:
         trades = [
             SettledTrade(names[buyer], names[seller], e, p, f)
@@ -79,13 +87,17 @@ def settle_chunk(
             rules.tariffs,
             grid_operator=rules.grid_operator,
             supplier=rules.supplier,
+            flexibility=b.flexibility,
         )
+        flex = [x for x in settled.lines if x.kind == "flexibility"]
+        flex_paid += sum(x.amount_micro for x in flex)
+        flex_wh += sum(x.energy_wh for x in flex)
         for account, delta in settled.deltas_micro.items():
             row = index_of.get(account)
             if row is not None:
                 bills[row] -= delta  # a bill is what the household pays
         fees += settled.fees_micro
-    return bills, fees
+    return bills, fees, flex_paid, flex_wh
 
 
 class Settler:
@@ -96,7 +108,9 @@ class Settler:
         self._pending: list[IntervalBooking] = []
         self._bills = np.zeros(len(rules.names), dtype=np.int64)
         self._fees = 0
-        self._futures: list[Future[tuple[Int64Array, int]]] = []
+        self.flexibility_paid_micro = 0  # by the grid operator, over every interval settled
+        self.flexibility_delivered_wh = 0
+        self._futures: list[Future[tuple[Int64Array, int, int, int]]] = []
         self._pool = (
             # fork: the worker starts with everything imported (spawn re-imports for seconds)
             ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
@@ -118,9 +132,11 @@ class Settler:
         else:
             self._futures.append(self._pool.submit(settle_chunk, self._rules, chunk))
 
-    def _book(self, result: tuple[Int64Array, int]) -> None:
+    def _book(self, result: tuple[Int64Array, int, int, int]) -> None:
         self._bills += result[0]
         self._fees += result[1]
+        self.flexibility_paid_micro += result[2]
+        self.flexibility_delivered_wh += result[3]
 
     def totals(self) -> tuple[Int64Array, int]:
         """Bill change per household and grid fees over every interval added."""
