@@ -111,6 +111,7 @@ def test_anomalies_page_through_newest_day_first(client: TestClient) -> None:
         ("/v1/participants", encode_cursor("intervals", (T0,))),  # another list's cursor
         ("/v1/intervals", encode_cursor("intervals", ("0xabc",))),  # a key of the wrong type
         ("/v1/intervals", encode_cursor("intervals", (T0, 1))),  # a key of the wrong shape
+        ("/v1/intervals", encode_cursor("intervals", (1 << 64,))),  # no SQL integer is as big
         ("/v1/anomalies", "W10"),  # base64url of []
         ("/v1/intervals", "x" * 600),  # longer than any cursor the server issues
         (f"/v1/intervals/{T0}/trades", encode_cursor("trades", (T0 + 900, 1))),  # other interval

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from fastapi import Query
 
+from gridledger.api._context import INT64_MAX
 from gridledger.errors import ValidationError
 from gridledger.store import IntervalRow, Store, TradeRow
 from gridledger.store import schema as t
@@ -51,11 +52,17 @@ def decode_cursor(cursor: str | None, kind: str, shape: tuple[type, ...]) -> Key
     if not isinstance(decoded, list) or not decoded or decoded[0] != kind:
         raise ValidationError("cursor", f"not a cursor of this list ({kind})")
     key = decoded[1:]
-    if len(key) != len(shape) or not all(
-        type(v) is want for v, want in zip(key, shape, strict=True)
-    ):
+    if len(key) != len(shape) or not all(map(_fits, key, shape)):
         raise ValidationError("cursor", f"not a cursor of this list ({kind})")
     return tuple(key)
+
+
+def _fits(value: object, want: type) -> bool:
+    """``value`` is of type ``want``; an int also fits a 64-bit SQL column (else the database
+    refuses the comparison with an error instead of a 422)."""
+    if type(value) is not want:
+        return False
+    return not isinstance(value, int) or abs(value) <= INT64_MAX
 
 
 def page(
