@@ -159,8 +159,11 @@ def caught_up(url: str) -> bool:
     return bool(status["market_time_s"] - due_s < LENGTH_S)
 
 
-def trade_and_deliver(url: str, a: Household, b: Household, nonce: int) -> int:
-    """Both households order in the open interval, then their meters report what flowed."""
+def trade_and_deliver(
+    url: str, a: Household, b: Household, nonce: int, settled: bool = True
+) -> int:
+    """Both households order in the open interval, then their meters report what flowed;
+    ``settled``: wait for the interval to settle too (else the next one trades meanwhile)."""
     domain = domain_of(url)
     start_s = open_interval_with_time_left(url)
     for household, side, energy_wh, price in ((a, "sell", 1000, 100_000), (b, "buy", 800, 200_000)):
@@ -171,8 +174,13 @@ def trade_and_deliver(url: str, a: Household, b: Household, nonce: int) -> int:
     readings = [reading_body(a, domain, start_s, 0, 1000), reading_body(b, domain, start_s, 800, 0)]
     acks = httpx.post(f"{url}/v1/readings", json=readings).json()
     assert [ack["status"] for ack in acks] == ["accepted", "accepted"], acks
-    wait_for(lambda: interval_status(url, start_s) == "settled", 40, f"{start_s} to settle")
+    if settled:
+        wait_for(lambda: interval_status(url, start_s) == "settled", 40, f"{start_s} to settle")
     return start_s
+
+
+def all_settled(url: str, starts: list[int]) -> bool:
+    return all(interval_status(url, start_s) == "settled" for start_s in starts)
 
 
 def node_events(url: str) -> list[tuple[str, dict[str, Any]]]:
@@ -267,13 +275,14 @@ def test_four_verifier_processes_co_sign_a_day_with_a_kill_and_a_tamper(
     a, b = up["households"]
     verifiers, disputes = up["verifiers"], up["disputes"]
 
-    traded: list[int] = []
-    for nonce in range(1, TRADED_INTERVALS + 1):
-        traded.append(trade_and_deliver(url, a, b, nonce))
-        if nonce == 1:
-            assert attested_by(url, watcher, traded[0]) == set(VERIFIERS)
-            verifiers[3].send_signal(signal.SIGKILL)  # mid-day: the other three carry on
-            verifiers[3].wait(10)
+    traded = [trade_and_deliver(url, a, b, 1)]
+    four = set(VERIFIERS)
+    wait_for(lambda: attested_by(url, watcher, traded[0]) == four, 30, "the fourth signature")
+    verifiers[3].send_signal(signal.SIGKILL)  # mid-day: the other three carry on
+    verifiers[3].wait(10)
+    for nonce in range(2, TRADED_INTERVALS + 1):  # one interval after the other, not waiting
+        traded.append(trade_and_deliver(url, a, b, nonce, settled=False))
+    wait_for(lambda: all_settled(url, traded), 90, "every traded interval to settle")
     tampered = traded[TAMPERED - 1]
     honest = [s for s in traded if s != tampered]
 
