@@ -42,12 +42,12 @@ from gridledger.node.security import client_subject
 from gridledger.security.balance import FeederModel
 from gridledger.security.data import HELD_OUT_GRIDS, episode, grid_meters
 from gridledger.security.evidence import DetectorNode, evidence_window, verify_evidence_file
+from gridledger.security.live import MeterStream, verifier_hook
 from gridledger.security.onchain import EvidenceContract
 from gridledger.security.quorum import Submission
+from gridledger.verifier.reexecute import IntervalPackage
 from tests.node.support import Actor, Household, domain_of, market, sign_in, wait_for
 from tests.support.services import REPO, Service, free_port, wait_for_port
-
-pytestmark = pytest.mark.anvil
 
 # A 15-minute interval lasts 1.5 wall seconds; readings may come 6 s late (a loaded machine).
 SPEED, LENGTH_S, GRACE_S = 600, 900, 3600
@@ -200,6 +200,7 @@ def evidence_files(tmp: Path, i: int) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in (tmp / f"detector-{i}" / "evidence").glob("*.json")]
 
 
+@pytest.mark.anvil
 def test_three_detector_processes_confirm_a_thief_within_8_intervals_and_no_lie(
     tmp_path: Path, anvil_server: Service, processes: ExitStack
 ) -> None:
@@ -321,3 +322,47 @@ def _logged(tmp: Path, text: str, which: range) -> bool:
         if not log.exists() or text not in log.read_text():
             return False
     return True
+
+
+def test_a_verifier_hook_names_the_thief_from_the_packages_it_verified(tmp_path: Path) -> None:
+    """The same detector inside a verifier (its ``AfterVerify`` hook): no network, no chain.
+    A reading whose signature is not its meter's is dropped; in the warm-up, with its interval."""
+    domain = Domain("gridledger", "1", 31337, address_of(key_from_seed("hook-market")))
+    meter_keys = [key_from_seed(f"hook-meter-{i}") for i in range(N_HOUSEHOLDS)]
+    feeder_key = key_from_seed("hook-feeder")
+    meters, feeder = [address_of(k) for k in meter_keys], address_of(feeder_key)
+    owners = {m: address_of(key_from_seed(f"hook-owner-{m}")) for m in [*meters, feeder]}
+    verifier_key = key_from_seed("hook-verifier")
+    stream = MeterStream(DetectorNode("verifier", verifier_key, domain), feeder)
+    folder = tmp_path / "evidence"
+    hook = verifier_hook(stream, None, verifier_key, folder)
+
+    true = np.array(TRUE_WH, dtype=np.int64)
+    feeder_wh = FeederModel().feeder_wh(true, seed=7)
+    reported = true.copy()
+    reported[THIEF, ONSET_INTERVAL:] = np.rint(0.75 * true[THIEF, ONSET_INTERVAL:])
+    day_s = 1_796_342_400  # a UTC midnight
+    first_s = day_s + 8 * 3600  # the profiles start at 08:00
+    flagged_at = None
+    for t in range(true.shape[1]):
+        start_s = first_s + t * LENGTH_S
+        rows = [
+            (m, k, int(reported[i, t]))
+            for i, (m, k) in enumerate(zip(meters, meter_keys, strict=True))
+        ]
+        rows.append((feeder, feeder_key, int(feeder_wh[t])))
+        readings = [
+            sign_reading(Reading(m, t + 1, start_s, LENGTH_S, wh, 0), k, domain)
+            for m, k, wh in rows
+        ]
+        if t == 5:  # a forgery during the warm-up: signed by another key
+            readings[VICTIM] = sign_reading(readings[VICTIM].reading, feeder_key, domain)
+        package = IntervalPackage(start_s, (), tuple(readings), owners, (), {}, None)  # type: ignore[arg-type]
+        hook(package, None, None)
+        if flagged_at is None and any(folder.glob("*.json")):
+            flagged_at = t
+    assert stream.rejected_signatures == 1
+    assert flagged_at is not None and 1 <= flagged_at - ONSET_INTERVAL + 1 <= MAX_DELAY_INTERVALS
+    files = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert [f["evidence"]["subject"] for f in files] == [meters[THIEF]]
+    assert files[0]["evidence"]["kind"] == "meter_balance"

@@ -12,8 +12,8 @@ run (:func:`~gridledger.security.traffic.learn_rules`). Each finding is signed a
 hash submitted to the Evidence contract from this detector's own account; the contract confirms
 at k distinct detectors and suspends a confirmed meter's owner through the Registry.
 
-:class:`MeterStream` is the part without any network: the verifier process can call
-:func:`judge_verified_interval` after it verified an interval (docs in /tmp/team/INTERFACES.md).
+:class:`MeterStream` is the part without any network: a verifier process runs it through
+:func:`verifier_hook` (its ``AfterVerify`` hook) on every interval it verified.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from gridledger.security.traffic import (
 
 if TYPE_CHECKING:
     from gridledger.security.onchain import EvidenceContract
+    from gridledger.verifier.process import AfterVerify
     from gridledger.verifier.reexecute import IntervalPackage
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ class MeterStream:
     """Whole intervals of signed readings -> this detector's signed findings about meters.
 
     The households are every registered meter except ``feeder_meter``; when that set changes the
-    detector starts a new warm-up (its fit describes one set of meters). A household missing
-    from an interval holds its last value; an interval without the feeder reading is skipped.
+    detector starts a new warm-up (its fit describes one set of meters), from complete intervals
+    only. After it, a household missing from an interval (or whose reading is not signed by its
+    meter) holds its last value; an interval without the feeder reading is skipped.
     One finding per (meter, evidence day): the contract counts one vote per detector anyway.
     """
 
@@ -96,6 +98,11 @@ class MeterStream:
                 continue
             energy[r.meter] = energy.get(r.meter, 0.0) + float(r.imported_wh - r.exported_wh)
         if self.feeder_meter not in energy or not households:
+            return []
+        if not self.detector.warm and not energy.keys() >= set(households):
+            # The warm-up fits the feeder's losses and noise: a held value there would make the
+            # fit loose for good. Later a missing meter holds its last value, so that a thief
+            # who stops reporting does not stop being compared with the feeder.
             return []
         for meter in households:
             if meter in energy:
@@ -131,6 +138,19 @@ def judge_verified_interval(stream: MeterStream, package: IntervalPackage) -> li
     return stream.observe_interval(
         package.interval_start_s, package.meter_owners.keys(), package.readings
     )
+
+
+def verifier_hook(
+    stream: MeterStream, contract: EvidenceContract | None, key: bytes, folder: Path
+) -> AfterVerify:
+    """An ``AfterVerify`` hook for ``VerifierConfig.after_verify``: the verifier, one more
+    independent node, judges every interval it verified and submits its findings (``key`` must
+    be in the Evidence contract's detector set; ``contract`` None keeps the files only)."""
+
+    def after_verify(package: IntervalPackage, _facts: object, _verdict: object) -> None:
+        submit_findings(judge_verified_interval(stream, package), contract, key, folder)
+
+    return after_verify
 
 
 def submit_findings(
