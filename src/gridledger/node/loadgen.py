@@ -1,0 +1,441 @@
+"""Load generator for ``gridledger bench node``: many households and meters in one OS process.
+
+Household ``i`` has the key ``key_from_seed(f"bench-household-{i}")`` and one meter
+``key_from_seed(f"bench-meter-{i}")``. Its energy is SimBench household profile ``i % P`` of
+the community (``P`` = the grid's loads), scaled by a fixed per-household factor, so 10,000
+households are 10,000 different (if related) series. Per interval it sends one signed order
+(buy its net need or sell its surplus, at a price inside the tariff band) while the interval
+is open, and one signed reading as soon as it has ended, as :mod:`gridledger.metering.simulate`
+does for a single meter.
+
+A process is started with a JSON config naming its slice of households and the intervals to
+run. It signs in every household and pre-signs every order and reading (the warm-up, before
+the timed run), prints ``ready``, waits for ``go`` on stdin and then follows the node's market
+clock, writing what the node answered to its result file. Progress goes to stdout as
+``progress <step> <done> <total>`` lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gridledger.eip712 import Domain, address_of, key_from_seed
+from gridledger.market import Order, sign_order
+from gridledger.metering import Reading, sign_reading, signed_reading_to_json
+
+METER_RATED_POWER_W = 30_000
+READING_BATCH = 500
+ORDER_CONCURRENCY = 32
+READING_CONCURRENCY = 4
+MAX_TRIES = 4
+SELL_PRICE_MICRO_PER_KWH = (60_000, 160_000)  # a seller's ask: feed-in tariff and above
+BUY_PRICE_MICRO_PER_KWH = (120_000, 280_000)  # a buyer's bid (includes the grid fee)
+
+
+def household_key(i: int) -> bytes:
+    return key_from_seed(f"bench-household-{i}")
+
+
+def meter_key(i: int) -> bytes:
+    return key_from_seed(f"bench-meter-{i}")
+
+
+def scale_percent(i: int) -> int:
+    """A fixed 80..119 % factor per household: tiled profiles are not identical copies."""
+    return 80 + (i * 2_654_435_761 >> 7) % 40
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One SimBench household's day (Wh per 15-minute slot) and its grid bus."""
+
+    load_wh: tuple[int, ...]
+    pv_wh: tuple[int, ...]
+    bus: int
+
+    def net_wh(self, i: int, slot: int) -> int:
+        """Household ``i``'s need (+) or surplus (-) in ``slot``, scaled by its factor."""
+        slot %= len(self.load_wh)
+        return (self.load_wh[slot] - self.pv_wh[slot]) * scale_percent(i) // 100
+
+
+def build_profiles(n_households: int, grid_code: str, seed: int = 0) -> list[Profile]:
+    """Up to one profile per load of the SimBench grid (fewer if fewer households)."""
+    from gridledger.iotools.simbench import load_lv_grid
+    from gridledger.sim.community import build_community
+
+    n_profiles = min(n_households, len(load_lv_grid(grid_code).load))
+    community = build_community(
+        n_households=n_profiles,
+        seed=seed,
+        battery_count=0,
+        grid_code=grid_code,
+        use_grid_sgens=False,  # rooftop-sized PV, as in the demo
+    )
+    return [
+        Profile(tuple(int(v) for v in h.load_wh), tuple(int(v) for v in h.pv_wh), int(h.bus))
+        for h in community.households
+    ]
+
+
+def profiles_to_json(profiles: list[Profile]) -> list[dict[str, Any]]:
+    return [{"load_wh": p.load_wh, "pv_wh": p.pv_wh, "bus": p.bus} for p in profiles]
+
+
+def profiles_from_json(raw: list[dict[str, Any]]) -> list[Profile]:
+    return [Profile(tuple(p["load_wh"]), tuple(p["pv_wh"]), int(p["bus"])) for p in raw]
+
+
+def order_for(i: int, profile: Profile, start_s: int, length_s: int) -> Order:
+    """Household ``i``'s order for the interval starting at ``start_s``."""
+    k = start_s // length_s
+    net = profile.net_wh(i, k)
+    spread = (i * 7_919 + k * 104_729) % 1_000 / 1_000
+    if net > 0:
+        low, high = BUY_PRICE_MICRO_PER_KWH
+        side = "buy"
+    else:
+        low, high = SELL_PRICE_MICRO_PER_KWH
+        side = "sell"
+    price = int(low + (high - low) * spread)
+    return Order(address_of(household_key(i)), side, max(abs(net), 1), price, start_s, k)  # type: ignore[arg-type]
+
+
+def reading_for(i: int, profile: Profile, meter: str, start_s: int, length_s: int) -> Reading:
+    k = start_s // length_s
+    net = profile.net_wh(i, k)
+    return Reading(meter, k, start_s, length_s, max(net, 0), max(-net, 0))
+
+
+@dataclass
+class Tally:
+    """What the node answered to one burst (one interval's orders, or its readings)."""
+
+    sent: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    unanswered: int = 0
+    skipped_after_gate: int = 0  # orders not sent: the gate had closed before their turn
+    began_wall_s: float = 0.0
+    ended_wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": dict(self.rejected),
+            "unanswered": self.unanswered,
+            "skipped_after_gate": self.skipped_after_gate,
+            "began_wall_s": self.began_wall_s,
+            "ended_wall_s": self.ended_wall_s,
+        }
+
+
+@dataclass
+class Household:
+    index: int
+    key: bytes
+    meter_key: bytes
+    profile: Profile
+    token: str = ""
+
+    @property
+    def address(self) -> str:
+        return address_of(self.key)
+
+    @property
+    def meter(self) -> str:
+        return address_of(self.meter_key)
+
+
+def _say(*words: object) -> None:
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+class LoadGenerator:
+    """One process's households against one node (see the module docstring)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.base_url = str(config["base_url"]).rstrip("/")
+        self.length_s = int(config["interval_length_s"])
+        self.starts = [
+            int(config["first_interval_s"]) + k * self.length_s
+            for k in range(int(config["intervals"]))
+        ]
+        profiles = profiles_from_json(config["profiles"])
+        self.households = [
+            Household(i, household_key(i), meter_key(i), profiles[i % len(profiles)])
+            for i in range(int(config["first_household"]), int(config["end_household"]))
+        ]
+        chain = config["domain"]
+        self.domain = Domain("gridledger", "1", int(chain["chain_id"]), str(chain["market"]))
+        self.via = str(config.get("via", "http"))
+        self.orders: dict[int, list[tuple[Household, dict[str, Any]]]] = {}
+        self.readings: dict[int, list[dict[str, Any]]] = {}
+        self.clock = (0.0, 0.0, 1.0)  # (market s, wall s, speed) at "go"
+
+    # -- warm-up -----------------------------------------------------------------------------
+    async def sign_in_all(self, http: httpx.AsyncClient) -> None:
+        done = 0
+        gate = asyncio.Semaphore(ORDER_CONCURRENCY)
+
+        async def one(h: Household) -> None:
+            nonlocal done
+            async with gate:
+                challenge = await _request(http, "GET", "/v1/auth/nonce", {"address": h.address})
+                message = challenge.json()["message"]
+                body = {"message": message, "signature": sign_in_message_signature(message, h.key)}
+                response = await _request(http, "POST", "/v1/auth/token", body=body)
+                h.token = response.json()["token"]
+            done += 1
+            if done % 200 == 0 or done == len(self.households):
+                _say("progress", "sign-in", done, len(self.households))
+
+        await asyncio.gather(*(one(h) for h in self.households))
+
+    def presign(self) -> None:
+        total, done = len(self.starts) * len(self.households), 0
+        for start_s in self.starts:
+            self.orders[start_s], self.readings[start_s] = [], []
+            for h in self.households:
+                signed = sign_order(
+                    order_for(h.index, h.profile, start_s, self.length_s), h.key, self.domain
+                )
+                o = signed.order
+                body = {
+                    "participant": o.participant,
+                    "side": o.side,
+                    "energy_wh": o.energy_wh,
+                    "price_micro_per_kwh": o.price_micro_per_kwh,
+                    "interval_start_s": o.interval_start_s,
+                    "nonce": o.nonce,
+                    "signature": "0x" + signed.signature.hex(),
+                }
+                self.orders[start_s].append((h, body))
+                reading = reading_for(h.index, h.profile, h.meter, start_s, self.length_s)
+                signed_reading = sign_reading(reading, h.meter_key, self.domain)
+                self.readings[start_s].append(signed_reading_to_json(signed_reading))
+                done += 1
+            _say("progress", "pre-sign", done, total)
+
+    # -- the timed run -----------------------------------------------------------------------
+    async def send_orders(self, http: httpx.AsyncClient, start_s: int) -> Tally:
+        tally = Tally(began_wall_s=time.time())
+        gate = asyncio.Semaphore(ORDER_CONCURRENCY)
+
+        async def one(h: Household, body: dict[str, Any]) -> None:
+            async with gate:
+                if _wall_until(self.clock, start_s) <= 0:
+                    # A household does not send an order for an interval whose gate has closed.
+                    tally.skipped_after_gate += 1
+                    return
+                headers = {"Authorization": f"Bearer {h.token}"}
+                try:
+                    response = await _request(
+                        http, "POST", "/v1/orders", body=body, headers=headers
+                    )
+                except httpx.HTTPError:
+                    tally.unanswered += 1
+                    return
+            if response.status_code == 201:
+                tally.accepted += 1
+            elif response.status_code == 200:
+                tally.duplicate += 1
+            else:
+                tally.rejected[_problem_code(response)] += 1
+
+        batch = self.orders[start_s]
+        tally.sent = len(batch)
+        await asyncio.gather(*(one(h, body) for h, body in batch))
+        tally.ended_wall_s = time.time()
+        return tally
+
+    async def send_readings(self, http: httpx.AsyncClient, start_s: int) -> Tally:
+        tally = Tally(began_wall_s=time.time())
+        readings = self.readings[start_s]
+        tally.sent = len(readings)
+        if self.via == "mqtt":
+            await asyncio.to_thread(_send_mqtt, str(self.config["mqtt_url"]), readings, tally)
+            tally.ended_wall_s = time.time()
+            return tally
+        gate = asyncio.Semaphore(READING_CONCURRENCY)
+
+        async def one(batch: list[dict[str, Any]]) -> None:
+            async with gate:
+                try:
+                    response = await _request(http, "POST", "/v1/readings", body=batch)
+                except httpx.HTTPError:
+                    tally.unanswered += len(batch)
+                    return
+            if response.status_code != 200:
+                tally.rejected[_problem_code(response)] += len(batch)
+                return
+            _count_acks(response.json(), tally)
+
+        chunks = [readings[i : i + READING_BATCH] for i in range(0, len(readings), READING_BATCH)]
+        await asyncio.gather(*(one(c) for c in chunks))
+        tally.ended_wall_s = time.time()
+        return tally
+
+    async def run(self) -> dict[str, Any]:
+        limits = httpx.Limits(max_connections=ORDER_CONCURRENCY + READING_CONCURRENCY)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=120, limits=limits) as http:
+            await self.sign_in_all(http)
+            await asyncio.to_thread(self.presign)
+            _say("ready")
+            await asyncio.to_thread(sys.stdin.readline)  # "go"
+            status = (await http.get("/v1/market")).json()
+            self.clock = clock = (
+                float(status["market_time_s"]),
+                time.time(),
+                float(status["speed"]),
+            )
+            steps = sorted(
+                [(s - self.length_s, "orders", s) for s in self.starts]
+                + [(s + self.length_s, "readings", s) for s in self.starts]
+            )
+            tasks: list[asyncio.Task[tuple[str, int, Tally]]] = []
+            for at_market_s, kind, start_s in steps:
+                await asyncio.sleep(max(_wall_until(clock, at_market_s), 0.0))
+                tasks.append(asyncio.create_task(self._burst(http, kind, start_s)))
+            results = await asyncio.gather(*tasks)
+        out: dict[str, Any] = {"orders": {}, "readings": {}}
+        for kind, start_s, tally in results:
+            out[kind][str(start_s)] = tally.to_json()
+        return out
+
+    async def _burst(
+        self, http: httpx.AsyncClient, kind: str, start_s: int
+    ) -> tuple[str, int, Tally]:
+        if kind == "orders":
+            return kind, start_s, await self.send_orders(http, start_s)
+        return kind, start_s, await self.send_readings(http, start_s)
+
+
+def sign_in_message_signature(text: str, private_key: bytes) -> str:
+    """What a wallet does with the EIP-4361 message (personal_sign)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    signed = Account.sign_message(encode_defunct(text=text), private_key=private_key)
+    return "0x" + bytes(signed.signature).hex()
+
+
+def _wall_until(clock: tuple[float, float, float], market_s: float) -> float:
+    market_at, wall_at, speed = clock
+    return wall_at + (market_s - market_at) / speed + 0.02 - time.time()
+
+
+async def _request(
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One request; a lost connection or a 5xx/429 is tried again a few times (as a meter)."""
+    for attempt in range(1, MAX_TRIES + 1):
+        try:
+            response = await http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.TransportError:
+            if attempt == MAX_TRIES:
+                raise
+            await asyncio.sleep(0.2 * attempt)
+            continue
+        if response.status_code in (429, 502, 503) and attempt < MAX_TRIES:
+            await asyncio.sleep(0.2 * attempt)
+            continue
+        return response
+    raise AssertionError("unreachable")
+
+
+def _problem_code(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"http_{response.status_code}"
+    if isinstance(body, dict):
+        if body.get("code"):
+            return str(body["code"])
+        if body.get("type"):
+            return str(body["type"]).rsplit("/", 1)[-1]
+    return f"http_{response.status_code}"
+
+
+def _count_acks(acks: list[dict[str, Any]], tally: Tally) -> None:
+    for ack in acks:
+        if ack.get("status") == "accepted":
+            tally.accepted += 1
+        elif ack.get("status") == "duplicate":
+            tally.duplicate += 1
+        else:
+            tally.rejected[str(ack.get("code"))] += 1
+
+
+def _send_mqtt(broker_url: str, readings: list[dict[str, Any]], tally: Tally) -> None:
+    """Publish every reading on its meter's topic from one client; wait for the node's acks."""
+    import threading
+
+    from gridledger.metering.mqtt import ACKS_TOPIC, QOS, READINGS_TOPIC, connect_client
+
+    pending = {(r["meter"], int(r["sequence"])) for r in readings}
+    acks: dict[tuple[str, int], dict[str, Any]] = {}
+    lock, connected = threading.Lock(), threading.Event()
+    client = connect_client(broker_url, f"bench-loadgen-{id(readings)}-{time.time_ns()}")
+
+    def on_connect(c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            c.subscribe(ACKS_TOPIC + "#", qos=QOS)
+            connected.set()
+
+    def on_message(_c: Any, _u: Any, message: Any) -> None:
+        ack = json.loads(message.payload)
+        key = (str(ack.get("meter")), int(ack.get("sequence", -1)))
+        with lock:
+            if key in pending:
+                acks[key] = ack
+
+    client.on_connect, client.on_message = on_connect, on_message
+    client.loop_start()
+    try:
+        connected.wait(10)
+        time.sleep(0.2)  # the subscription is in place before the first reading goes out
+        for r in readings:
+            client.publish(READINGS_TOPIC + r["meter"], json.dumps(r), qos=QOS)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acks) == len(pending):
+                    break
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    with lock:
+        _count_acks(list(acks.values()), tally)
+        tally.unanswered += len(pending) - len(acks)
+
+
+def main(config_path: str) -> None:
+    config = json.loads(Path(config_path).read_text())
+    result = asyncio.run(LoadGenerator(config).run())
+    Path(config["result_path"]).write_text(json.dumps(result))
+    _say("done")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
