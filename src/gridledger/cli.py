@@ -510,6 +510,39 @@ def bench_ingest_command(
     emit_json(report) if as_json else out.print(report)
 
 
+@bench_app.command("node")
+def bench_node_command(
+    households: int = typer.Option(1_000, min=1, help="Households (one meter each)."),
+    intervals: int = typer.Option(8, min=1, help="Market intervals to trade and settle."),
+    speed: int = typer.Option(60, min=1, help="Market seconds per wall second (60: 15 s)."),
+    via: str = typer.Option("http", help="How meters send readings: http | mqtt."),
+    chain: str | None = typer.Option(
+        None, help="EVM JSON-RPC URL (default: anvil started here, else the embedded EVM)."
+    ),
+    db: str | None = typer.Option(None, help="A fresh database URL (default: temp SQLite)."),
+    settle_grace_s: int = typer.Option(300, min=0, help="Market s meters have after an interval."),
+    generators: int = typer.Option(2, min=1, help="Load generator processes."),
+    profile: Path | None = typer.Option(None, help="Write the node's cProfile (.pstats) here."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The live node under N households and meters: throughput, latency, gas, RSS, exactness."""
+    from gridledger.node.bench import BenchConfig, bench_node, top_of_profile
+
+    config = BenchConfig(
+        households, intervals, speed, via, chain, db, settle_grace_s, generators, profile
+    )
+    with friendly_errors():
+        if db is not None:
+            preflight(load_settings({"db_url": db}), db=True)
+        if chain is not None:
+            preflight(load_settings({"chain": chain}), chain=True)
+        with steps_bar() as advance:
+            report = bench_node(config, advance)
+    if profile is not None and profile.exists():
+        console.print(top_of_profile(profile, 20), highlight=False, markup=False)
+    emit_json(report) if as_json else out.print(report)
+
+
 @bench_app.command("sim")
 def bench_sim_command(
     scenario: Path = typer.Option(..., help="A scenario TOML file (see scenarios/)."),
@@ -829,9 +862,8 @@ def node_check(settings: Any) -> None:
     out.print("the store agrees with the chain")
 
 
-# Hidden until the node takes remote attestations (docs/trust-model.md): the process runs, but a
-# node still settles with its in-process verifiers.
-@app.command(hidden=True)
+# Pairs with a node run with verifier_mode = "remote" (docs/trust-model.md).
+@app.command()
 def verifier(
     chain: str = typer.Option(..., help="EVM JSON-RPC URL of the market's chain."),
     operator_url: str = typer.Option(..., help="Base URL of the operator node's API."),
@@ -840,7 +872,7 @@ def verifier(
     evidence: str | None = typer.Option(None, help="Evidence contract that records disputes."),
     passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
 ) -> None:
-    """Preview: re-execute every committed interval; attest it, or record a dispute."""
+    """Re-execute every interval the operator commits; attest it, or record a dispute."""
     import logging
 
     from gridledger.verifier.process import run_verifier, verifier_config
@@ -853,6 +885,33 @@ def verifier(
             chain, operator_url, key_file, db, evidence, passphrase_file, settings
         )
         run_verifier(config)
+
+
+# Pairs with a node run with evidence_detectors = "<addresses>" (docs/security.md).
+@app.command()
+def detector(
+    node_url: str = typer.Option(..., help="Base URL of the node's API."),
+    key_file: Path = typer.Option(..., help="This detector's key: hex, or a keystore file."),
+    chain: str | None = typer.Option(None, help="EVM JSON-RPC URL; without it, files only."),
+    feeder_meter: str | None = typer.Option(None, help="Address of the feeder (substation) meter."),
+    learn_traffic_s: int = typer.Option(0, min=0, help="Seconds of clean traffic to learn from."),
+    evidence_dir: Path | None = typer.Option(None, help="Where evidence files are kept."),
+    passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
+) -> None:
+    """Detect live: judge every interval's signed readings and the node's traffic; sign and
+    submit findings to the Evidence contract (confirmed at k distinct detectors)."""
+    import logging
+
+    from gridledger.security.live import detector_config, run_detector
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with friendly_errors():
+        if chain is not None:
+            preflight(load_settings({"chain": chain}), chain=True)
+        config = detector_config(
+            node_url, key_file, chain, feeder_meter, learn_traffic_s, evidence_dir, passphrase_file
+        )
+        run_detector(config)
 
 
 # -- community simulation -------------------------------------------------------------------
@@ -900,6 +959,49 @@ def sim(
         table.add_row(definition.title, shown, definition.explanation)
     out.print(table)
     console.print(f"wrote {result.json_path} and {result.html_path}")
+
+
+@app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., help="A sweep TOML file (see scenarios/sweep-*.toml)."),
+    scheduler: str | None = typer.Option(
+        None, help="A running Dask scheduler, e.g. tcp://HOST:8786 (default: a local cluster)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        help="Local worker processes (default: one per core); with --scheduler: wait for N.",
+    ),
+    out_dir: Path = typer.Option(
+        ..., "--out", help="Folder for cells/, results.parquet, report.html."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run every combination of a sweep's scenario parameters on Dask; Parquet + HTML comparison."""
+    from gridledger.preflight import check_output_dir
+
+    with friendly_errors():
+        check_output_dir(out_dir)
+        from gridledger.sim.sweep import load_sweep, outcome_json, outcome_text, run_sweep
+
+        plan = load_sweep(sweep_file)
+        with progress_bar(f"sweep {plan.name}", len(plan.cells)) as advance:
+            outcome = run_sweep(
+                plan,
+                out_dir,
+                scheduler=scheduler,
+                workers=workers,
+                progress=lambda done, _total, _what: advance(done),
+            )
+    if as_json:
+        emit_json(outcome_json(outcome))
+    else:
+        out.print(outcome_text(outcome))
+        for label, error in outcome.failed:
+            console.print(f"[red]failed[/] {label}: {error}", soft_wrap=True, highlight=False)
+        console.print(f"wrote {outcome.parquet_path} and {outcome.html_path}")
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 # -- security -------------------------------------------------------------------------------

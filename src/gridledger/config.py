@@ -55,7 +55,15 @@ class Settings:
     verifier_count: int = 3
     verifier_quorum: int = 2
     verifier_addresses: str = ""
-    attestation_timeout_s: int = 60  # how long the operator waits for a quorum
+    attestation_timeout_s: int = 60  # a quorum missing this long is logged (the node waits on)
+    # Collaborative detection (docs/security.md): evidence_detectors (comma-separated addresses
+    # of `gridledger detector` processes) replaces the in-process dev detectors at deploy; a
+    # finding is confirmed at evidence_quorum distinct detectors.
+    evidence_detectors: str = ""
+    evidence_quorum: int = 3
+    # TESTS ONLY (the verifier end-to-end test): N > 0 makes the node's operator inflate one
+    # trade of the N-th interval that has trades, for its verifiers to dispute.
+    test_operator_tamper_traded_interval: int = 0
     # Authentication (Sign-In with Ethereum) and rate limits of the API.
     auth_secret: str = ""  # HMAC key of API tokens; empty: a random one kept in the database
     auth_token_lifetime_s: int = 900
@@ -77,6 +85,7 @@ class Settings:
             "claim_period_intervals",
             "verifier_count",
             "verifier_quorum",
+            "evidence_quorum",
             "attestation_timeout_s",
             "auth_token_lifetime_s",
             "rate_limit_participant_per_min",

@@ -96,6 +96,10 @@ class AttestationRefused(ConflictError):
     """A verifier will not co-sign an interval (its re-execution disagrees), or too few did."""
 
 
+class AttestationPending(GridledgerError, RuntimeError):
+    """Too few verifiers have attested an interval yet, but a quorum is still possible."""
+
+
 class ChainError(GridledgerError, RuntimeError):
     """The chain did not do what was asked."""
 
