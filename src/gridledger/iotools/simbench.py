@@ -11,14 +11,16 @@ import copy
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandapower as pp
-import pandas as pd
-import simbench
 
 from gridledger.errors import DataSourceError, ValidationError
+
+if TYPE_CHECKING:  # pandapower + simbench take seconds to import: only where a grid is loaded
+    import pandapower as pp
+    import pandas as pd
 
 DEFAULT_LV_GRID_CODE = "1-LV-rural1--0-sw"
 PROFILE_YEAR = 2016
@@ -54,6 +56,8 @@ class GridEnergy:
 @lru_cache(maxsize=8)
 def _cached_net(code: str) -> pp.pandapowerNet:
     try:
+        import simbench
+
         net = simbench.get_simbench_net(code)
     except Exception as exc:  # simbench raises bare ValueError/KeyError for unknown codes
         raise DataSourceError(f"SimBench grid code {code!r}: cannot be loaded: {exc}") from exc
@@ -70,6 +74,8 @@ def load_lv_grid(code: str = DEFAULT_LV_GRID_CODE) -> pp.pandapowerNet:
 def load_profiles(net: pp.pandapowerNet) -> dict[tuple[str, str], pd.DataFrame]:
     """Absolute time series of the net, keyed like ``("load", "p_mw")``; rows are intervals."""
     try:
+        import simbench
+
         profiles: dict[tuple[str, str], pd.DataFrame] = simbench.get_absolute_values(
             net, profiles_instead_of_study_cases=True
         )

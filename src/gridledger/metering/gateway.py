@@ -113,6 +113,10 @@ class Gateway:
             for signed, verdict in zip(batch, verdicts, strict=True)
         ]
 
+    def observe_rejected(self, outcomes: Sequence[Outcome]) -> None:
+        """Items refused before :meth:`ingest` (unparseable); the node's security wrapper
+        counts them as traffic, a bare gateway ignores them."""
+
     def ingest(self, batch: Sequence[SignedReading]) -> list[Outcome]:
         """Verify, dedupe and store ``batch`` in one transaction; one outcome per reading."""
         now_s = self.clock()
@@ -181,6 +185,8 @@ def ingest_json(gateway: Gateway, payload: Any) -> list[dict[str, Any]]:
                     str(exc),
                 )
             )
-    telemetry.count_readings(p for p in parsed if isinstance(p, Outcome))
+    malformed = [p for p in parsed if isinstance(p, Outcome)]
+    telemetry.count_readings(malformed)
+    gateway.observe_rejected(malformed)
     stored = iter(gateway.ingest([p for p in parsed if isinstance(p, SignedReading)]))
     return [(p if isinstance(p, Outcome) else next(stored)).to_json() for p in parsed]

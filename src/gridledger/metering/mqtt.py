@@ -104,10 +104,15 @@ class MqttGatewayBridge:
 
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
         parsed: list[SignedReading] = []
+        malformed: list[Outcome] = []
         for message in messages:
             reading = _parse(message)
             if reading is not None:
                 parsed.append(reading)
+            else:
+                meter = message.topic.removeprefix(READINGS_TOPIC)
+                malformed.append(Outcome(meter, -1, "rejected", "malformed", "unparseable"))
+        self.gateway.observe_rejected(malformed)
         outcomes = self._ingest_until_stored(parsed)
         for outcome in outcomes:
             self.client.publish(ACKS_TOPIC + outcome.meter, json.dumps(outcome.to_json()), qos=QOS)

@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import sklearn
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 
 from gridledger.errors import ValidationError
 from gridledger.iotools.simbench import Int64Array
@@ -62,7 +61,7 @@ class TrainingConfig:
     max_leaf_nodes: int = 31
     n_estimators: int = 200  # iforest only
     feature_names: tuple[str, ...] = FEATURE_NAMES
-    sklearn_version: str = field(default=sklearn.__version__)
+    sklearn_version: str = field(default=version("scikit-learn"))
     # With a feeder model the detector also reads the feeder meter (the grid operator's data):
     # the balance detector's answers become features. None: the meter streams alone.
     feeder: FeederModel | None = None
@@ -184,6 +183,9 @@ def _training_set(
 
 
 def _fit(config: TrainingConfig, x: FloatArray, y: npt.NDArray[np.int64]) -> Any:
+    # scikit-learn takes seconds to import: only where a model is trained
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+
     if config.kind == "hgb":
         model = HistGradientBoostingClassifier(
             max_iter=config.max_iter,

@@ -18,12 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import version
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import sklearn
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
 
 from gridledger.errors import ValidationError
 from gridledger.security.attacks import TRAIN_ATTACKS, AttackSpec, inject
@@ -56,7 +55,7 @@ class StreamTrainingConfig:
     max_leaf_nodes: int = 31
     n_estimators: int = 200  # iforest only
     feature_names: tuple[str, ...] = STREAM_FEATURE_NAMES
-    sklearn_version: str = field(default=sklearn.__version__)
+    sklearn_version: str = field(default=version("scikit-learn"))
 
     def __post_init__(self) -> None:
         if self.row_stride < 1:
@@ -175,6 +174,9 @@ def persistent_min(scores: FloatArray, intervals: int) -> FloatArray:
 def train_stream_detector(config: StreamTrainingConfig, runs: list[StreamRun]) -> StreamDetector:
     """Fit on ``runs`` (the training split); the operating point is chosen elsewhere."""
     x, y = _labelled(runs, config.row_stride)
+    # scikit-learn takes seconds to import: only where a model is trained
+    from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+
     if config.kind == "hgb":
         model: Any = HistGradientBoostingClassifier(
             max_iter=config.max_iter,

@@ -2,9 +2,10 @@
 
 Events are what the gateway and the API already know: a source (client address or meter), a
 time and a reason code (the gateway's ``bad_signature``, ``replay``, ``unknown_meter``... plus
-``auth_failed`` (401), ``rate_limited`` (429) and ``request`` from the API). A rule counts one
-set of codes per source over a sliding window and alerts when the count exceeds its limit; an
-alert is raised once per burst, again only after a quiet full window. Limits can be learned from
+``auth_failed`` (401), ``rate_limited`` (429) and ``request`` from the API, ``mqtt_connect``
+from the MQTT broker's log). A rule counts one set of codes per source over a sliding window and
+alerts when the count exceeds its limit; an alert is raised once per burst, again only after a
+quiet full window. Limits can be learned from
 a clean run (:func:`learn_rules`): a margin over the busiest honest source's peak.
 """
 
@@ -58,6 +59,9 @@ DEFAULT_RULES: tuple[TrafficRule, ...] = (
     TrafficRule("auth_failures", frozenset({"auth_failed"}), 60, 5),
     TrafficRule("malformed", frozenset({"malformed"}), 60, 20),
     TrafficRule("rate_limited", frozenset({"rate_limited"}), 60, 20),  # 429s: hammering on
+    # MQTT (re)connections the broker logged from one address: a reconnect storm, a flapping
+    # meter or a client-id takeover fight; many meters may share one address, hence 30.
+    TrafficRule("mqtt_reconnects", frozenset({"mqtt_connect"}), 60, 30),
     TrafficRule("request_rate", ALL_CODES, 60, 300),
 )
 

@@ -345,11 +345,26 @@ async function verifyStatement() {
 }
 
 // -- alerts -----------------------------------------------------------------------------
+// One (subject, day) of /v1/anomalies: what, who, the detectors' votes against the quorum, the
+// on-chain status and the evidence hashes (the signed files are kept by the detectors).
+function alertItem(a) {
+  const short = (h) => `${String(h).slice(0, 10)}…`;
+  const day = new Date(a.window_start_s * 1000).toISOString().slice(0, 10);
+  const what = [a.kind || "anomaly", ...(a.rules || [])].join(" ");
+  const status = a.status === "confirmed" ? "confirmed on-chain" : "flagged";
+  const suspended = a.suspended ? `, suspended ${short(a.suspended)}` : "";
+  const hashes = (a.evidence_hashes || []).map((h) => `<code title="${esc(h)}">${esc(short(h))}</code>`);
+  return `<li data-subject="${esc(a.subject)}" data-status="${esc(a.status)}">` +
+    `<b class="${a.status === "confirmed" ? "bad-text" : ""}">${esc(status)}</b> ${esc(what)} · ` +
+    `<code title="${esc(a.subject)}">${esc(short(a.subject))}</code> · ${esc(day)} · ` +
+    `${esc(a.votes)}/${esc(a.quorum)} detectors${esc(suspended)}` +
+    (hashes.length ? ` · evidence ${hashes.join(" ")}` : "") + `</li>`;
+}
+
 async function refreshAlerts() {
   try {
     const alerts = (await getJSON("/v1/anomalies?limit=20")).items;
-    $("alerts").innerHTML = alerts.length ? alerts.slice(0, 20).map((a) =>
-      `<li>${esc(a.kind || a.type || "anomaly")}: ${esc(a.detail || a.message || JSON.stringify(a))}</li>`).join("")
+    $("alerts").innerHTML = alerts.length ? alerts.slice(0, 20).map(alertItem).join("")
       : `<li class="muted">no alerts</li>`;
   } catch (_) { /* keep the last list */ }
 }
