@@ -291,6 +291,7 @@ def node_main(config_path: Path) -> None:
         int(config["deposit_micro"]),
     )
     _warm_grid_map(settings.grid_code)  # parsed now, not while the households sign in
+    node.market.gateway.start_workers()  # else the first readings burst waits for the pool
     began = time.perf_counter()
     enrol_many(node.ledger, node.store, enrolments, lambda s, d, t: say("progress", s, d, t))
     enrol_s = time.perf_counter() - began
@@ -439,10 +440,16 @@ def bench_node(config: BenchConfig, progress: Progress | None = None) -> dict[st
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="gridledger-bench-node-"))
     workdir.mkdir(parents=True, exist_ok=True)
     procs = Processes()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally below stops them
     try:
         return _run(config, workdir, procs, report_progress)
     finally:
         procs.stop_all()
+
+
+def _exit_on_sigterm(_sig: int, _frame: Any) -> None:
+    raise SystemExit(143)
 
 
 def _run(
@@ -585,6 +592,7 @@ def _start_generators(
             json.dumps(
                 {
                     "base_url": base_url,
+                    "generator": g,
                     "interval_length_s": length_s,
                     "first_interval_s": first_s,
                     "intervals": config.intervals,

@@ -36,6 +36,9 @@ METER_RATED_POWER_W = 30_000
 READING_BATCH = 500
 ORDER_CONCURRENCY = 32
 READING_CONCURRENCY = 4
+# Households reach the node from their own addresses (127.G.x.y here), not all from one: the
+# node's traffic detector (300 requests a minute per source) would report one as an attack.
+SOURCES_PER_GENERATOR = 128
 MAX_TRIES = 4
 SELL_PRICE_MICRO_PER_KWH = (60_000, 160_000)  # a seller's ask: feed-in tariff and above
 BUY_PRICE_MICRO_PER_KWH = (120_000, 280_000)  # a buyer's bid (includes the grid fee)
@@ -186,6 +189,7 @@ class LoadGenerator:
         self.orders: dict[int, list[tuple[Household, dict[str, Any]]]] = {}
         self.readings: dict[int, list[dict[str, Any]]] = {}
         self.clock = (0.0, 0.0, 1.0)  # (market s, wall s, speed) at "go"
+        self.sources: list[httpx.AsyncClient] = []  # one client per source address
 
     # -- warm-up -----------------------------------------------------------------------------
     async def sign_in_all(self, http: httpx.AsyncClient) -> None:
@@ -195,11 +199,7 @@ class LoadGenerator:
         async def one(h: Household) -> None:
             nonlocal done
             async with gate:
-                challenge = await _request(http, "GET", "/v1/auth/nonce", {"address": h.address})
-                message = challenge.json()["message"]
-                body = {"message": message, "signature": sign_in_message_signature(message, h.key)}
-                response = await _request(http, "POST", "/v1/auth/token", body=body)
-                h.token = response.json()["token"]
+                h.token = await _sign_in(self.source_of(h, http), h)
             done += 1
             if done % 200 == 0 or done == len(self.households):
                 _say("progress", "sign-in", done, len(self.households))
@@ -245,7 +245,7 @@ class LoadGenerator:
                 headers = {"Authorization": f"Bearer {h.token}"}
                 try:
                     response = await _request(
-                        http, "POST", "/v1/orders", body=body, headers=headers
+                        self.source_of(h, http), "POST", "/v1/orders", body=body, headers=headers
                     )
                 except httpx.HTTPError:
                     tally.unanswered += 1
@@ -290,8 +290,34 @@ class LoadGenerator:
         tally.ended_wall_s = time.time()
         return tally
 
+    def source_of(self, h: Household, default: httpx.AsyncClient) -> httpx.AsyncClient:
+        return self.sources[h.index % len(self.sources)] if self.sources else default
+
+    def _open_sources(self) -> list[httpx.AsyncClient]:
+        generator = int(self.config.get("generator", 0)) % 250 + 1
+        count = min(SOURCES_PER_GENERATOR, len(self.households))
+        return [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=120,
+                transport=httpx.AsyncHTTPTransport(
+                    local_address=f"127.{generator}.{c // 250}.{c % 250 + 1}",
+                    limits=httpx.Limits(max_connections=2),
+                ),
+            )
+            for c in range(count)
+        ]
+
     async def run(self) -> dict[str, Any]:
         limits = httpx.Limits(max_connections=ORDER_CONCURRENCY + READING_CONCURRENCY)
+        self.sources = self._open_sources()
+        try:
+            return await self._run(limits)
+        finally:
+            for client in self.sources:
+                await client.aclose()
+
+    async def _run(self, limits: httpx.Limits) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=120, limits=limits) as http:
             await self.sign_in_all(http)
             await asyncio.to_thread(self.presign)
@@ -323,6 +349,27 @@ class LoadGenerator:
         if kind == "orders":
             return kind, start_s, await self.send_orders(http, start_s)
         return kind, start_s, await self.send_readings(http, start_s)
+
+
+async def _sign_in(http: httpx.AsyncClient, h: Household) -> str:
+    """A bearer token for ``h``. A failed try starts again from a new nonce: a token request
+    the node answered with an error may have used its nonce up already."""
+    for attempt in range(1, MAX_TRIES + 1):
+        challenge = await _request(http, "GET", "/v1/auth/nonce", {"address": h.address})
+        message = challenge.json()["message"]
+        body = {"message": message, "signature": sign_in_message_signature(message, h.key)}
+        try:
+            response = await http.post("/v1/auth/token", json=body)
+        except httpx.TransportError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code == 200:
+                return str(response.json()["token"])
+            failure = f"HTTP {response.status_code} {response.text[:300]}"
+        if attempt == MAX_TRIES:
+            raise RuntimeError(f"sign-in of {h.address}: {failure}")
+        await asyncio.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
 
 
 def sign_in_message_signature(text: str, private_key: bytes) -> str:
