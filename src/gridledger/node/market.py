@@ -8,35 +8,53 @@ this order and with ``chain_lock`` innermost, keep the pieces consistent:
 * ``readings_lock``: a reading is either stored before its interval's readings root is
   computed, or refused as ``late``; an anchored root therefore covers every stored reading;
 * ``chain_lock``: the ledger client (one nonce, one connection) is used by one thread at a time.
+
+Nothing waits for another party while holding a lock: a settlement whose verifiers have not all
+attested yet (remote verifiers need this node's API to re-execute) gives the locks back and is
+tried again on a later tick (:meth:`LiveMarket.settle_due`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gridledger import telemetry
 from gridledger.config import Settings
-from gridledger.errors import AuthorizationError, ConflictError, NotFoundError, ValidationError
+from gridledger.errors import (
+    AttestationPending,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
 from gridledger.ledger import Ledger, Role
 from gridledger.market import Book, ClearingResult, SignedOrder, clear
 from gridledger.metering import Gateway, Outcome, SignedReading, ingest_json
 from gridledger.node.clock import MarketClock, interval_start_s
 from gridledger.node.events import EventHub
-from gridledger.node.interval import MarketOperator, order_row, signed_order
+from gridledger.node.intake import OrderIntake
+from gridledger.node.interval import MarketOperator, signed_order
 from gridledger.node.meta import NodeMeta
 from gridledger.store import Meter, OrderRow, Participant, Store
+from gridledger.verifier.faults import inflated
 from gridledger.verifier.panel import AttestationSource
+from gridledger.verifier.remote import known_verifier_set
 
-# API roles: what a signed-in address may do. Registry roles map onto them.
-PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR = (
+# API roles: what a signed-in address may do. Registry roles map onto them; a member of the
+# Registry's verifier set signs in as a verifier.
+PARTICIPANT, OPERATOR, GRID_OPERATOR, AUDITOR, VERIFIER = (
     "participant",
     "operator",
     "grid_operator",
     "auditor",
+    "verifier",
 )
+PENDING_RETRY_S = 1.0  # a settlement waiting for its quorum re-reads the chain this often
+
 _API_ROLE = {
     Role.PROSUMER: PARTICIPANT,
     Role.CONSUMER: PARTICIPANT,
@@ -69,6 +87,29 @@ class NodeOperator(MarketOperator):
     def clear_interval(self, start_s: int) -> ClearingResult:
         orders = [signed_order(r).order for r in self.live_orders(start_s)]
         return clear(Book.from_orders(orders), self.mechanism, self.settings.grid_fee_micro_per_kwh)
+
+
+class TamperingNodeOperator(NodeOperator):
+    """TESTS ONLY (``test_operator_tamper_traded_interval``): a node operator that inflates one
+    trade of the N-th interval with trades, for the verifier end-to-end test to see disputed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tamper_nth = self.settings.test_operator_tamper_traded_interval
+        self.traded: list[int] = []  # the intervals with trades, as their gates closed
+
+    def clear_interval(self, start_s: int) -> ClearingResult:
+        result = super().clear_interval(start_s)
+        newest = self.traded[-1] if self.traded else -1
+        if len(result.trades) and start_s > newest and len(self.traded) < self.tamper_nth:
+            self.traded.append(start_s)
+        if len(self.traded) == self.tamper_nth and start_s == self.traded[-1]:
+            return inflated(result)
+        return result
+
+
+def _operator_class(settings: Settings) -> type[NodeOperator]:
+    return TamperingNodeOperator if settings.test_operator_tamper_traded_interval else NodeOperator
 
 
 class NodeGateway(Gateway):
@@ -127,14 +168,17 @@ class LiveMarket:
         self.store, self.ledger, self.settings = store, ledger, settings
         self.clock, self.meta = clock, meta
         self.length_s = settings.interval_length_s
-        self.operator = NodeOperator(store, ledger, settings, meta, supplier, attestations)
+        operator_class = _operator_class(settings)
+        self.operator = operator_class(store, ledger, settings, meta, supplier, attestations)
         self.hub = EventHub()
         self.book_lock = threading.Lock()
         self.readings_lock = threading.Lock()
         self.chain_lock = threading.RLock()
         self.next_gate_s = meta.get_int("next_gate_s") or first_interval_start_s
         self.next_settle_s = meta.get_int("next_settle_s") or first_interval_start_s
+        self._pending: tuple[int, float] | None = None  # (interval, monotonic s of the try)
         self.gateway = NodeGateway(self)
+        self.intake = OrderIntake(self.operator, settings, self.chain_lock)
         self.last_power_flow: dict[str, Any] | None = None
 
     # -- the clock -----------------------------------------------------------------------
@@ -160,6 +204,40 @@ class LiveMarket:
             "grid_fee_micro_per_kwh": self.settings.grid_fee_micro_per_kwh,
         }
 
+    # -- settlement ----------------------------------------------------------------------
+    def settle_due(self, start_s: int) -> bool:
+        """Settle ``start_s`` (once), or False while its verifiers' quorum is still pending.
+
+        The readings lock keeps the readings root and the stored readings one set while the plan
+        is fixed (after it, the store refuses the interval's readings as late). A pending quorum
+        releases both locks, so verifiers can sign in and fetch the interval meanwhile.
+        """
+        if self._still_pending(start_s):
+            return False
+        with self.readings_lock, self.chain_lock:
+            if self.store.interval_status(start_s) != "settled":
+                try:
+                    self.operator.settle_interval(start_s, self.operator.clear_interval(start_s))
+                except AttestationPending:
+                    self._pending = (start_s, time.monotonic())
+                    return False
+            self.next_settle_s = start_s + self.length_s
+            self.meta.put(next_settle_s=self.next_settle_s)
+        return True
+
+    def _still_pending(self, start_s: int) -> bool:
+        """True while ``start_s``, committed and waiting for its quorum, surely still waits: no
+        new signature that could settle (or void) it is in the store. A store read, no lock and
+        no chain call, so the scheduler may look often; the full attempt still runs every
+        PENDING_RETRY_S (it re-reads the verifier set and threshold from the chain)."""
+        if self._pending is None or self._pending[0] != start_s:
+            return False  # not tried since this process started: the full path commits first
+        if time.monotonic() - self._pending[1] >= PENDING_RETRY_S:
+            return False
+        ready = getattr(self.operator.attestations, "ready", None)  # NodeVerifiers.ready
+        att = self.operator.planned_attestation(start_s)
+        return ready is not None and att is not None and not ready(att)
+
     # -- orders --------------------------------------------------------------------------
     def submit_order(self, signed: SignedOrder, caller: str) -> OrderReceipt:
         """Verify and store one signed order of ``caller`` for the open interval."""
@@ -168,25 +246,21 @@ class LiveMarket:
                 f"participant: the order is for {signed.order.participant}, "
                 f"but you signed in as {caller}"
             )
+        nonce_stored = self.intake.nonce_stored(signed)  # a store read: not under the lock
         with self.book_lock:
             open_s = self.open_interval_start_s()
-            signature = "0x" + signed.signature.hex()
-            for row in self.store.orders_in_interval(signed.order.interval_start_s):
-                if _fields(row) == {**_fields(order_row(signed)), "id": row.id}:
-                    telemetry.ORDERS.labels("duplicate").inc()
-                    return OrderReceipt(row, duplicate=True)
-            with self.chain_lock:
-                self.operator.accept_orders([signed], open_s)
-            stored = self._stored_order(open_s, signature)
+            # The intake keeps the open book's signatures and reservations and the accounts'
+            # chain views (gridledger.node.intake): no chain call and no book scan per order.
+            duplicate = self.intake.duplicate_of(signed, open_s)
+            pending = duplicate or self.intake.accept(signed, open_s, nonce_stored)
+        # Acknowledged once committed, with the orders verified meanwhile (group commit).
+        stored = self.intake.stored(pending)
+        if duplicate is not None:
+            telemetry.ORDERS.labels("duplicate").inc()
+            return OrderReceipt(stored, duplicate=True)
         self.hub.publish("orders", {"interval_start_s": open_s, "count": 1})
         telemetry.ORDERS.labels("accepted").inc()
         return OrderReceipt(stored, duplicate=False)
-
-    def _stored_order(self, start_s: int, signature: str) -> OrderRow:
-        for row in self.store.orders_in_interval(start_s):
-            if row.signature == signature:
-                return row
-        raise ConflictError("the order was stored but cannot be read back")
 
     def cancel_order(self, order_id: int, caller: str) -> OrderRow:
         """Withdraw an order of the open interval before its gate closes."""
@@ -246,9 +320,12 @@ class LiveMarket:
         """The API role of ``address``, from the chain's registry (None: not registered)."""
         if address == self.ledger.operator:
             return OPERATOR
-        with self.chain_lock:
-            on_chain = self.ledger.participant(address)
-        return _API_ROLE.get(on_chain.role)
+        if address in set(known_verifier_set(self.store)):  # the store's copy: no chain lock
+            return VERIFIER
+        # The intake's cached chain view: thousands of sign-ins read the registry in batches.
+        self.intake.accounts.watch()
+        view, _ = self.intake.accounts.spendable(address)
+        return _API_ROLE.get(view.role)
 
     def register_participant(
         self, address: str, role: str, grid_node: int, label: str, deposit_micro: int
@@ -261,6 +338,7 @@ class LiveMarket:
             stored = self.store.add_participant(Participant(address, role, grid_node, label))
             if deposit_micro > 0:
                 self.ledger.deposit_for(address, deposit_micro)
+        self.intake.forget(address)  # its first order reads its new role and escrow
         self.hub.publish("participant", {"address": address, "role": role})
         return stored
 
@@ -277,6 +355,7 @@ class LiveMarket:
         self.store.participant(address)
         with self.chain_lock:
             self.ledger.deposit_for(address, amount_micro)
+        self.intake.forget(address)  # the next order sees the deposit
         return self.escrow_micro(address)
 
     def escrow_micro(self, address: str) -> int:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.2  # at most this long between two looks at the clock (wall seconds)
 CLOCK_SAVE_EVERY_S = 0.5
 RETRY_AFTER_ERROR_S = 1.0
+PENDING_POLL_S = 0.05  # how often a settlement waiting for its verifiers' quorum looks again
 
 
 class Scheduler:
@@ -55,13 +56,15 @@ class Scheduler:
             and not self._stop.is_set()
         ):
             with telemetry.stage("settle", m.next_settle_s):
-                self.settle(m.next_settle_s)
+                if not self.settle(m.next_settle_s):
+                    break  # its verifiers are still attesting: again on the next tick
             done += 1
         return done
 
     def close_gate(self, start_s: int) -> ClearingResult:
         m = self.market
         with m.book_lock:
+            m.intake.flush()  # every order verified before the gate is stored (and acknowledged)
             result = m.operator.clear_interval(start_s)
             existing = _interval_or_none(m, start_s)
             if existing is None or existing.status in ("open", "cleared"):
@@ -93,18 +96,17 @@ class Scheduler:
         )
         store.save_trades(start_s, [trade_row(line) for line in result_trade_lines(result)])
 
-    def settle(self, start_s: int) -> None:
-        """Settle ``start_s`` on-chain exactly once (MarketOperator.settle_interval), then record.
+    def settle(self, start_s: int) -> bool:
+        """Settle ``start_s`` on-chain exactly once (MarketOperator.settle_interval), then record;
+        False while its verifiers' quorum is pending (LiveMarket.settle_due).
 
         After a crash the same call resumes: the operator's stored plan and the chain's
         once-only checks decide what is still to send; nothing is sent twice.
         """
         m = self.market
-        with m.readings_lock, m.chain_lock:
-            if m.store.interval_status(start_s) != "settled":
-                m.operator.settle_interval(start_s, m.operator.clear_interval(start_s))
-            m.next_settle_s = start_s + m.length_s
-            m.meta.put(next_settle_s=m.next_settle_s)
+        if not m.settle_due(start_s):
+            return False
+        with m.chain_lock:
             if m.next_settle_s % DAY_S == 0:  # the market day's last interval: commit its log
                 _commit_access_log(m)
         settled = m.store.interval(start_s)
@@ -116,6 +118,7 @@ class Scheduler:
                 "clearing_price_micro_per_kwh": settled.clearing_price_micro_per_kwh,
             },
         )
+        return True
 
     # -- the thread ----------------------------------------------------------------------
     def start(self) -> Scheduler:
@@ -146,7 +149,8 @@ class Scheduler:
             if wall - saved_at >= CLOCK_SAVE_EVERY_S:
                 self.market.meta.put(market_time_s=self.market.clock.now_s())
                 saved_at = wall
-            self._stop.wait(min(TICK_S, self._wall_until_next_step()))
+            # At least PENDING_POLL_S: a settlement waiting for its verifiers is overdue.
+            self._stop.wait(max(min(TICK_S, self._wall_until_next_step()), PENDING_POLL_S))
 
     def _wall_until_next_step(self) -> float:
         m = self.market
