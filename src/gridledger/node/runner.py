@@ -25,19 +25,14 @@ from gridledger.errors import ConfigError, NotFoundError
 from gridledger.ledger import Deployment, Ledger
 from gridledger.metering.mqtt import MqttGatewayBridge
 from gridledger.node.clock import MarketClock, interval_start_s
-from gridledger.node.interval import SUPPLIER_SEED, enrol_supplier
+from gridledger.node.interval import SUPPLIER_SEED, enrol_supplier, save_deployment
 from gridledger.node.market import LiveMarket
 from gridledger.node.meta import NodeMeta
 from gridledger.node.scheduler import Scheduler
 from gridledger.node.security import NodeSecurity
 from gridledger.store import Participant, Store
-from gridledger.verifier.panel import (
-    DEV_QUORUM,
-    AttestationSource,
-    InProcessVerifiers,
-    dev_verifier_addresses,
-    dev_verifier_keys,
-)
+from gridledger.verifier.panel import AttestationSource, InProcessVerifiers, dev_verifier_keys
+from gridledger.verifier.sources import verifier_set
 
 log = logging.getLogger(__name__)
 MEMORY = "memory"
@@ -76,11 +71,12 @@ def open_ledger(settings: Settings, meta: NodeMeta) -> Ledger:
         return ledger
     if saved is not None:
         log.warning("chain 'memory' does not outlive the process: deploying afresh")
+    verifiers, quorum = verifier_set(settings)
     ledger = Ledger.deploy(
         settings.chain,
         key,
-        verifiers=dev_verifier_addresses(),
-        quorum=DEV_QUORUM,
+        verifiers=verifiers,
+        quorum=quorum,
         confirmations=settings.chain_confirmations,
     )
     meta.put(deployment=ledger.deployment.to_json(), deploy_block=0)
@@ -88,9 +84,14 @@ def open_ledger(settings: Settings, meta: NodeMeta) -> Ledger:
     return ledger
 
 
-def attestation_source(ledger: Ledger) -> AttestationSource:
-    """Who co-signs this node's intervals: the dev verifier set, in this process."""
-    return InProcessVerifiers(dev_verifier_keys(), domain=ledger.domain)
+def attestation_source(settings: Settings, store: Store, ledger: Ledger) -> AttestationSource:
+    """Who co-signs this node's intervals: the dev verifier set in this process, or (remote)
+    `gridledger verifier` processes over the API (gridledger.verifier.sources)."""
+    if settings.verifier_mode == "remote":
+        from gridledger.verifier.sources import NodeVerifiers
+
+        return NodeVerifiers(settings, store, ledger)
+    return InProcessVerifiers(dev_verifier_keys(settings.verifier_count), domain=ledger.domain)
 
 
 def _save_deployment_file(settings: Settings, deployment: Deployment) -> None:
@@ -143,6 +144,7 @@ class Node:
         meta = NodeMeta(store)
         settings = settings.replace(auth_secret=_auth_secret(settings, meta))
         ledger = open_ledger(settings, meta)
+        save_deployment(store, ledger)  # `consent`, `access-log --verify`, `statement --verify`
         clock = resume_clock(settings, meta)
         first = interval_start_s(clock.now(), settings.interval_length_s)
         supplier = _ensure_supplier(store, ledger)
@@ -154,7 +156,7 @@ class Node:
             meta,
             first + settings.interval_length_s,
             supplier,
-            attestation_source(ledger),
+            attestation_source(settings, store, ledger),
         )
         meta.put(
             next_gate_s=market.next_gate_s,
@@ -254,11 +256,14 @@ def node_settings(
     return load_settings(overrides, config_path=config_path)
 
 
-def run_node(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT: the node, its API on http_host:http_port, the dashboard."""
+def run_node(settings: Settings, opened: Node | None = None) -> None:
+    """Run until SIGTERM/SIGINT: the node, its API on http_host:http_port, the dashboard.
+
+    ``opened``: a node already opened (``gridledger bench node`` enrols its households first).
+    """
     import uvicorn
 
-    node = Node.open(settings).start()
+    node = (opened or Node.open(settings)).start()
     log.info(
         "node: market %s on %s, API on http://%s:%s",
         node.ledger.deployment.market,
