@@ -7,6 +7,7 @@ PostgreSQL server. The servers are real processes this test session starts on 12
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def greenbutton_dir() -> Path:
     """Green Button sample files kept in the repository (Apache-2.0, see their NOTICE)."""
     return GREENBUTTON_DIR
+
+
+@pytest.fixture
+def processes() -> Iterator[ExitStack]:
+    """The test's OS processes (tests.support.processes.spawn_gridledger), stopped at its end."""
+    with ExitStack() as stack:
+        yield stack

@@ -20,12 +20,9 @@ to the Evidence contract from its own account.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -47,7 +44,8 @@ from gridledger.security.onchain import EvidenceContract
 from gridledger.security.quorum import Submission
 from gridledger.verifier.reexecute import IntervalPackage
 from tests.node.support import Actor, Household, domain_of, market, sign_in, wait_for
-from tests.support.services import REPO, Service, free_port, wait_for_port
+from tests.support.processes import spawn_gridledger
+from tests.support.services import Service, free_port, wait_for_port
 
 # A 15-minute interval lasts 1.5 wall seconds; readings may come 6 s late (a loaded machine).
 SPEED, LENGTH_S, GRACE_S = 600, 900, 3600
@@ -62,38 +60,6 @@ THIEF, VICTIM = 2, 4  # rows of the households: the under-reporter and the clean
 LEARN_TRAFFIC_S = 60  # the traffic rules' window: a full window of clean traffic (set-up)
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gridledger", *args],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-@pytest.fixture
-def processes() -> Iterator[ExitStack]:
-    with ExitStack() as stack:
-        yield stack
-
-
 def start_node(tmp: Path, chain: str, stack: ExitStack) -> str:
     port = free_port()
     config = tmp / "node.toml"
@@ -106,8 +72,7 @@ def start_node(tmp: Path, chain: str, stack: ExitStack) -> str:
         "rate_limit_participant_per_min = 100000\nrate_limit_meter_per_min = 100000\n"
         f'evidence_detectors = "{",".join(DETECTORS)}"\nevidence_quorum = {K}\n'
     )
-    proc = _spawn(["node", "--config", str(config)], tmp / "node.log", _env())
-    stack.callback(_stop, proc)
+    proc = spawn_gridledger(["node", "--config", str(config)], tmp / "node.log", stack)
     wait_for_port(port, timeout_s=60, proc=proc)
     return f"http://127.0.0.1:{port}"
 
@@ -122,8 +87,7 @@ def start_detector(
     args = ["detector", "--node-url", url, "--key-file", str(key_file), "--chain", chain]
     args += ["--feeder-meter", feeder, "--evidence-dir", str(folder / "evidence")]
     args += ["--learn-traffic-s", str(LEARN_TRAFFIC_S)]
-    proc = _spawn(args, folder / "detector.log", _env())
-    stack.callback(_stop, proc)
+    proc = spawn_gridledger(args, folder / "detector.log", stack)
     return proc
 
 

@@ -22,9 +22,7 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -53,7 +51,8 @@ from tests.node.support import (
     sign_in,
     wait_for,
 )
-from tests.support.services import REPO, Service, free_port, wait_for_port
+from tests.support.processes import gridledger_env, spawn_gridledger
+from tests.support.services import Service, free_port, wait_for_port
 
 pytestmark = pytest.mark.anvil
 
@@ -63,38 +62,6 @@ VERIFIER_KEYS = [bytes(key_from_seed(f"e2e-verifier:{i}")) for i in range(4)]
 VERIFIERS = [address_of(k) for k in VERIFIER_KEYS]
 TAMPERED = 3  # the operator inflates a trade of the third interval with trades
 TRADED_INTERVALS = 4
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDLEDGER_")}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gridledger", *args],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-@pytest.fixture
-def processes() -> Iterator[ExitStack]:
-    with ExitStack() as stack:
-        yield stack
 
 
 def start_node(tmp: Path, chain: str, stack: ExitStack, tamper: int = TAMPERED) -> tuple[str, Path]:
@@ -112,8 +79,7 @@ def start_node(tmp: Path, chain: str, stack: ExitStack, tamper: int = TAMPERED) 
         f"verifier_count = {len(VERIFIERS)}\nverifier_quorum = {QUORUM}\n"
         f"test_operator_tamper_traded_interval = {tamper}\n"
     )
-    proc = _spawn(["node", "--config", str(config)], tmp / "node.log", _env())
-    stack.callback(_stop, proc)
+    proc = spawn_gridledger(["node", "--config", str(config)], tmp / "node.log", stack)
     wait_for_port(port, timeout_s=180, proc=proc)  # imports take long on a busy machine
     return f"http://127.0.0.1:{port}", tmp / "node.sqlite"
 
@@ -127,9 +93,8 @@ def start_verifier(
     key_file.write_text("0x" + VERIFIER_KEYS[i].hex() + "\n")
     args = ["verifier", "--chain", chain, "--operator-url", url, "--key-file", str(key_file)]
     args += ["--db", f"sqlite:///{folder / 'verifier.sqlite'}", "--evidence", evidence]
-    env = _env(GRIDLEDGER_STATE_DIR=str(folder / "state"))
-    proc = _spawn(args, folder / "verifier.log", env)
-    stack.callback(_stop, proc)
+    env = gridledger_env(GRIDLEDGER_STATE_DIR=str(folder / "state"))
+    proc = spawn_gridledger(args, folder / "verifier.log", stack, env)
     return proc
 
 

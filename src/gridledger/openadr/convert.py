@@ -109,15 +109,7 @@ def event_dict(
                     "scale": "k",
                     "power_attributes": {"hertz": 50, "voltage": 230, "ac": True},
                 },
-                "intervals": [
-                    {
-                        "dtstart": start + length * i,
-                        "duration": length,
-                        "uid": i,
-                        "signal_payload": power_kw,
-                    }
-                    for i in range(request.intervals)
-                ],
+                "intervals": _intervals(start, length, request.intervals, power_kw),
             },
             {
                 "signal_name": PRICE_SIGNAL,
@@ -129,15 +121,7 @@ def event_dict(
                     "unit": currency,
                     "scale": "none",
                 },
-                "intervals": [
-                    {
-                        "dtstart": start + length * i,
-                        "duration": length,
-                        "uid": i,
-                        "signal_payload": price,
-                    }
-                    for i in range(request.intervals)
-                ],
+                "intervals": _intervals(start, length, request.intervals, price),
             },
         ],
         "targets": [{"ven_id": ven_id}, {"group_id": request.zone}],
@@ -393,4 +377,14 @@ def awards_for(
             price_micro_per_kwh=request.price_micro_per_kwh,
         )
         for i in range(request.intervals)
+    ]
+
+
+def _intervals(
+    start: datetime, length: timedelta, count: int, payload: float
+) -> list[dict[str, Any]]:
+    """``count`` consecutive signal intervals of ``length`` from ``start``, one payload."""
+    return [
+        {"dtstart": start + length * i, "duration": length, "uid": i, "signal_payload": payload}
+        for i in range(count)
     ]

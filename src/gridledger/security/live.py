@@ -347,19 +347,9 @@ def _rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def run_detector(config: DetectorConfig) -> None:
     """Run until SIGTERM/SIGINT."""
-    import signal
+    from gridledger._service import run_until_signal
 
-    process = DetectorProcess(config)
-
-    def stop(_sig: int, _frame: Any) -> None:
-        process.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        process.run()
-    finally:
-        process.close()
+    run_until_signal(DetectorProcess(config))
 
 
 def detector_config(

@@ -298,19 +298,9 @@ def _word(verdict: IntervalAttestation | Dispute) -> str:
 
 def run_verifier(config: VerifierConfig) -> None:
     """Run until SIGTERM/SIGINT."""
-    import signal
+    from gridledger._service import run_until_signal
 
-    process = VerifierProcess(config)
-
-    def stop(_sig: int, _frame: Any) -> None:
-        process.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        process.run()
-    finally:
-        process.close()
+    run_until_signal(VerifierProcess(config))
 
 
 def verifier_config(
