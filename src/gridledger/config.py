@@ -34,6 +34,9 @@ class Settings:
     feed_in_price_micro_per_kwh: int = 80_000  # grid supplier buys at this tariff
     grid_fee_micro_per_kwh: int = 20_000  # paid by buyers of local energy to the grid operator
     grid_code: str = "1-LV-rural2--0-sw"  # the SimBench LV grid the community lives on
+    # The public grid map pools metered nets over groups of at least this many households, so
+    # it never shows one household's energy (gridledger.privacy.pooling).
+    grid_map_min_households: int = 5
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # How people see money and time (the dashboard, report.html, CLI tables).
@@ -86,6 +89,7 @@ class Settings:
             "verifier_count",
             "verifier_quorum",
             "evidence_quorum",
+            "grid_map_min_households",
             "attestation_timeout_s",
             "auth_token_lifetime_s",
             "rate_limit_participant_per_min",

@@ -68,14 +68,22 @@ def grid_state(
     interval_start_s: int | None = Query(None, ge=0, le=INT64_MAX),
 ) -> dict[str, Any]:
     """Line loading (%) and bus voltage (pu) of an interval (default: the newest with
-    readings), from an AC power flow of the households' metered net energy."""
+    readings), from an AC power flow of the households' metered net energy pooled over groups
+    of at least ``grid_map_min_households`` households (no household's own energy shows)."""
+    from gridledger.privacy.pooling import pooled_net_wh
     from gridledger.web.gridstate import grid_state
 
-    store = ctx.state.store
+    store, settings = ctx.state.store, ctx.state.settings
     start = interval_start_s if interval_start_s is not None else _newest_metered(store)
-    net_wh, readings = net_wh_by_bus(store, start)
-    flow = grid_state(ctx.state.settings.grid_code, net_wh, ctx.state.settings.interval_length_s)
-    return {"interval_start_s": start, "readings": readings, **flow}
+    net_wh, households = net_wh_by_bus(store, start)
+    pooled = pooled_net_wh(net_wh, households, settings.grid_map_min_households)
+    flow = grid_state(settings.grid_code, pooled, settings.interval_length_s)
+    return {
+        "interval_start_s": start,
+        "readings": sum(households.values()),
+        "pooled_over_households": settings.grid_map_min_households,
+        **flow,
+    }
 
 
 # The dashboard's reads are aggregates in SQL: at 10,000 households, loading every reading,
@@ -100,8 +108,9 @@ def depth_of(store: Store, interval_start_s: int) -> dict[str, Any]:
     return {"interval_start_s": interval_start_s, "bids": side("buy"), "asks": side("sell")}
 
 
-def net_wh_by_bus(store: Store, interval_start_s: int) -> tuple[dict[int, int], int]:
-    """Net metered import per grid bus (negative: the bus feeds in), and the readings counted.
+def net_wh_by_bus(store: Store, interval_start_s: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Net metered import per grid bus (negative: the bus feeds in), and the readings per bus
+    (one per household's meter).
 
     A reading counts at its meter's owner's bus; a meter or owner not registered is left out."""
     r, m, p = t.readings.c, t.meters.c, t.participants.c
@@ -117,7 +126,7 @@ def net_wh_by_bus(store: Store, interval_start_s: int) -> tuple[dict[int, int], 
     )
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
-    return {int(bus): int(wh) for bus, wh, _ in rows}, sum(int(n) for *_, n in rows)
+    return {int(bus): int(wh) for bus, wh, _ in rows}, {int(bus): int(n) for bus, _, n in rows}
 
 
 def _newest_metered(store: Store) -> int:

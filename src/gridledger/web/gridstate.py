@@ -1,7 +1,8 @@
 """The grid as people see it on the map: line loading and bus voltage of one interval.
 
 The power flow is run on the feeder from the interval's metered net energy of the households
-at each bus (summed per bus by the API; SimBench LV grid, pandapower); the background SimBench
+at each bus (summed per bus and pooled over groups of households by the API,
+gridledger.privacy.pooling; SimBench LV grid, pandapower); the background SimBench
 loads are left out, so the map shows what the community itself puts on its grid. Results are
 cached per interval.
 """
