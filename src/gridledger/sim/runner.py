@@ -96,6 +96,9 @@ class IntervalRecorder(Protocol):
         result: ClearingResult,
         settlement: IntervalSettlement,
         participants: Sequence[str],
+        *,
+        booking: IntervalBooking | None = None,  # what settlement books (flexibility awards)
+        rules: SettlementRules | None = None,
     ) -> int: ...
 
 
@@ -412,7 +415,7 @@ def _book_settlement(
     series: IntervalSeries,
     step: int,
     flex: FlexBooks | None = None,
-) -> None:
+) -> IntervalBooking:
     """Hand the interval to settlement, and count the energy traded with the supplier.
 
     A household delivers its order less what the grid-aware clearing curtailed (curtailed
@@ -421,23 +424,23 @@ def _book_settlement(
     """
     book, t = result.book, result.trades
     is_buy = book.side == BUY
-    acc.settler.add(
-        IntervalBooking(
-            rows=book.ids,
-            is_buy=is_buy,
-            delivered_wh=book.energy_wh - curtailed_wh,
-            buy_rows=book.ids[t.buy_row],
-            sell_rows=book.ids[t.sell_row],
-            energy_wh=t.energy_wh,
-            price_micro_per_kwh=t.price_micro_per_kwh,
-            fee_micro_per_kwh=t.fee_micro_per_kwh,
-            flexibility=() if flex is None else flex.deliveries(step, book.ids, curtailed_wh),
-        )
+    booking = IntervalBooking(
+        rows=book.ids,
+        is_buy=is_buy,
+        delivered_wh=book.energy_wh - curtailed_wh,
+        buy_rows=book.ids[t.buy_row],
+        sell_rows=book.ids[t.sell_row],
+        energy_wh=t.energy_wh,
+        price_micro_per_kwh=t.price_micro_per_kwh,
+        fee_micro_per_kwh=t.fee_micro_per_kwh,
+        flexibility=() if flex is None else flex.deliveries(step, book.ids, curtailed_wh),
     )
+    acc.settler.add(booking)
     residual_wh = book.energy_wh - result.filled_wh - curtailed_wh
     acc.buy_orders_wh += int(book.energy_wh[is_buy].sum())
     series.supplier_import_wh[step] = int(residual_wh[is_buy].sum())
     series.supplier_export_wh[step] = int(residual_wh[~is_buy].sum())
+    return booking
 
 
 def _learn(
@@ -473,7 +476,7 @@ def _run_interval(
     acc: _Accounts,
     series: IntervalSeries,
     flex: FlexBooks | None = None,
-) -> ClearingResult:
+) -> tuple[ClearingResult, IntervalBooking]:
     clock, flow_s = physics.clock, physics.grid.clock.seconds
     book = _book(_quotes(scenario, physics.net_wh[:, step], band, rng, acc))
     clock.lap("strategies")
@@ -509,7 +512,7 @@ def _run_interval(
     series.unconstrained_max_trafo_loading_percent[step] = unconstrained.max_trafo_loading_percent
     series.unconstrained_over_limits[step] = bool(unconstrained.violations(limits_of(scenario)))
     clock.lap("other")
-    _book_settlement(result, curtailed, acc, series, step, flex)
+    booking = _book_settlement(result, curtailed, acc, series, step, flex)
     clock.lap("settlement")
     price = result.clearing_price_micro_per_kwh
     if result.cleared_energy_wh:
@@ -522,7 +525,7 @@ def _run_interval(
     clock.lap("other")
     _learn(scenario, book, price, band, acc)
     clock.lap("strategies")
-    return result
+    return result, booking
 
 
 def _paid_micro(result: ClearingResult) -> int:
@@ -641,10 +644,12 @@ def _market_run(
     physics.clock.lap("other")
     try:
         for step in range(n_steps):
-            cleared = _run_interval(scenario, physics, step, band, rng, acc, series, flex)
+            cleared, booking = _run_interval(scenario, physics, step, band, rng, acc, series, flex)
             if recorder is not None:  # the chain settles the local trades (netted)
                 netted = net_interval(_trades(names, cleared), GRID_OPERATOR)
-                acc.gas_used += recorder.record(step, cleared, netted, names)
+                acc.gas_used += recorder.record(
+                    step, cleared, netted, names, booking=booking, rules=rules
+                )
             if progress is not None:
                 progress(step + 1, n_steps)
         physics.clock.lap("other")
