@@ -44,7 +44,7 @@ from gridledger.security.onchain import EvidenceContract
 from gridledger.security.quorum import Submission
 from gridledger.verifier.reexecute import IntervalPackage
 from tests.node.support import Actor, Household, domain_of, market, sign_in, wait_for
-from tests.support.processes import spawn_gridledger
+from tests.support.processes import spawn_gridledger, write_node_config
 from tests.support.services import Service, free_port, wait_for_port
 
 # A 15-minute interval lasts 1.5 wall seconds; readings may come 6 s late (a loaded machine).
@@ -62,15 +62,13 @@ LEARN_TRAFFIC_S = 60  # the traffic rules' window: a full window of clean traffi
 
 def start_node(tmp: Path, chain: str, stack: ExitStack) -> str:
     port = free_port()
-    config = tmp / "node.toml"
-    config.write_text(
-        f'chain = "{chain}"\n'
-        f'db_url = "sqlite:///{tmp / "node.sqlite"}"\n'
-        f'state_dir = "{tmp / "state"}"\n'
-        f'operator_key = "0x{ANVIL_DEV_KEY.hex()}"\n'
-        f"http_port = {port}\nspeed = {SPEED}\nsettle_grace_s = {GRACE_S}\n"
-        "rate_limit_participant_per_min = 100000\nrate_limit_meter_per_min = 100000\n"
-        f'evidence_detectors = "{",".join(DETECTORS)}"\nevidence_quorum = {K}\n'
+    config = write_node_config(
+        tmp,
+        chain,
+        port,
+        SPEED,
+        GRACE_S,
+        f'evidence_detectors = "{",".join(DETECTORS)}"\nevidence_quorum = {K}\n',
     )
     proc = spawn_gridledger(["node", "--config", str(config)], tmp / "node.log", stack)
     wait_for_port(port, timeout_s=60, proc=proc)

@@ -45,3 +45,22 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def write_node_config(
+    tmp: Path, chain: str, port: int, speed: int, grace_s: int, extra: str = ""
+) -> Path:
+    """A `gridledger node --config` file for an end-to-end test: the node's SQLite store and
+    state under ``tmp``, anvil's first dev key as operator, rate limits out of the way."""
+    from gridledger.ledger.transport import ANVIL_DEV_KEY
+
+    config = tmp / "node.toml"
+    config.write_text(
+        f'chain = "{chain}"\n'
+        f'db_url = "sqlite:///{tmp / "node.sqlite"}"\n'
+        f'state_dir = "{tmp / "state"}"\n'
+        f'operator_key = "0x{ANVIL_DEV_KEY.hex()}"\n'
+        f"http_port = {port}\nspeed = {speed}\nsettle_grace_s = {grace_s}\n"
+        "rate_limit_participant_per_min = 100000\nrate_limit_meter_per_min = 100000\n" + extra
+    )
+    return config

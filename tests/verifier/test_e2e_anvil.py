@@ -51,7 +51,7 @@ from tests.node.support import (
     sign_in,
     wait_for,
 )
-from tests.support.processes import gridledger_env, spawn_gridledger
+from tests.support.processes import gridledger_env, spawn_gridledger, write_node_config
 from tests.support.services import Service, free_port, wait_for_port
 
 pytestmark = pytest.mark.anvil
@@ -66,18 +66,18 @@ TRADED_INTERVALS = 4
 
 def start_node(tmp: Path, chain: str, stack: ExitStack, tamper: int = TAMPERED) -> tuple[str, Path]:
     port = free_port()
-    config = tmp / "node.toml"
-    config.write_text(
-        f'chain = "{chain}"\n'
-        f'db_url = "sqlite:///{tmp / "node.sqlite"}"\n'
-        f'state_dir = "{tmp / "state"}"\n'
-        f'operator_key = "0x{ANVIL_DEV_KEY.hex()}"\n'
-        f"http_port = {port}\nspeed = {SPEED}\nsettle_grace_s = {GRACE_S}\n"
-        "rate_limit_participant_per_min = 100000\nrate_limit_meter_per_min = 100000\n"
-        'verifier_mode = "remote"\n'
-        f'verifier_addresses = "{",".join(VERIFIERS)}"\n'
-        f"verifier_count = {len(VERIFIERS)}\nverifier_quorum = {QUORUM}\n"
-        f"test_operator_tamper_traded_interval = {tamper}\n"
+    config = write_node_config(
+        tmp,
+        chain,
+        port,
+        SPEED,
+        GRACE_S,
+        (
+            'verifier_mode = "remote"\n'
+            f'verifier_addresses = "{",".join(VERIFIERS)}"\n'
+            f"verifier_count = {len(VERIFIERS)}\nverifier_quorum = {QUORUM}\n"
+            f"test_operator_tamper_traded_interval = {tamper}\n"
+        ),
     )
     proc = spawn_gridledger(["node", "--config", str(config)], tmp / "node.log", stack)
     wait_for_port(port, timeout_s=180, proc=proc)  # imports take long on a busy machine
