@@ -133,6 +133,21 @@ def settled_trades(lines: Iterable[TradeLine]) -> list[SettledTrade]:
     ]
 
 
+def flex_deliveries(awards: Iterable[FlexAwardLine]) -> list[FlexDelivery]:
+    """What settlement needs of published flexibility award lines."""
+    return [
+        FlexDelivery(
+            a.participant,
+            a.direction,
+            a.baseline_net_import_wh,
+            a.energy_wh,
+            a.price_micro_per_kwh,
+            a.curtailed_wh,
+        )
+        for a in awards
+    ]
+
+
 def expected_lines(
     interval: IntervalStatement,
     participant: str,
@@ -146,18 +161,9 @@ def expected_lines(
         sum(r.item.imported_wh for r in interval.readings),
         sum(r.item.exported_wh for r in interval.readings),
     )
-    awards = [
-        FlexDelivery(
-            a.participant,
-            a.direction,
-            a.baseline_net_import_wh,
-            a.energy_wh,
-            a.price_micro_per_kwh,
-            a.curtailed_wh,
-        )
-        for a in (p.item for p in interval.flex_awards)
-        if a.participant == participant
-    ]
+    awards = flex_deliveries(
+        a for a in (p.item for p in interval.flex_awards) if a.participant == participant
+    )
     settled = settle_with_delivery(
         trades,
         {participant: delivery},

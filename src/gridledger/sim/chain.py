@@ -38,9 +38,7 @@ from gridledger.metering.anchoring import reading_salt, readings_root
 from gridledger.privacy import LeafKey
 from gridledger.settlement import (
     Delivery,
-    FlexDelivery,
     IntervalSettlement,
-    SettledTrade,
     StatementLine,
     settle_with_delivery,
 )
@@ -49,6 +47,8 @@ from gridledger.settlement.statements import (
     OnChainCommitment,
     Proven,
     Statement,
+    flex_deliveries,
+    settled_trades,
     verify_statement,
 )
 from gridledger.sim.runner import GRID_OPERATOR, GRID_SUPPLIER
@@ -155,27 +155,12 @@ class LedgerRecorder:
         trade_leaves = [trade_leaf(t, trade_salt(key, t)) for t in trades]
         award_leaves = [flex_award_leaf(a, flex_award_salt(key, a)) for a in awards]
         settled = settle_with_delivery(
-            [
-                SettledTrade(
-                    t.buyer, t.seller, t.energy_wh, t.price_micro_per_kwh, t.fee_micro_per_kwh
-                )
-                for t in trades
-            ],
+            settled_trades(trades),
             {r.meter: Delivery(r.imported_wh, r.exported_wh) for r in readings},
             rules.tariffs,
             grid_operator=self.address_of[GRID_OPERATOR],
             supplier=self.address_of[GRID_SUPPLIER],
-            flexibility=[
-                FlexDelivery(
-                    a.participant,
-                    a.direction,
-                    a.baseline_net_import_wh,
-                    a.energy_wh,
-                    a.price_micro_per_kwh,
-                    a.curtailed_wh,
-                )
-                for a in awards
-            ],
+            flexibility=flex_deliveries(awards),
         )
         volume_wh = sum(t.energy_wh for t in trades)
         commit = self.ledger.commit_interval(
