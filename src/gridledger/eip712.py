@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from coincurve import PrivateKey, PublicKey
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from gridledger.errors import ValidationError
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _SECP256K1_N // 2
+_ADDRESSES_CACHED = 1 << 17  # more than a node's participants and meters together
 _DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 
@@ -104,7 +105,21 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
 
 def recover_address(digest: bytes, signature: bytes) -> str:
     """Recover the checksummed signer address; rejects malformed and high-s signatures."""
-    return to_checksum_address(address_bytes(recover_public_key(digest, signature)))
+    return checksum_address(address_bytes(recover_public_key(digest, signature)))
+
+
+# A checksum costs a keccak in Python, and the node checks the same few thousand addresses
+# on every order, reading and sign-in: remembered, they cost a dict look-up.
+@lru_cache(maxsize=_ADDRESSES_CACHED)
+def checksum_address(address: str | bytes) -> str:
+    """The EIP-55 checksummed form of a 20-byte address (hex text or bytes)."""
+    return str(to_checksum_address(address))
+
+
+@lru_cache(maxsize=_ADDRESSES_CACHED)
+def is_checksummed(address: str) -> bool:
+    """Whether ``address`` is a 0x-prefixed address in its EIP-55 checksummed form."""
+    return bool(is_checksum_address(address))
 
 
 def address_bytes(public_key: bytes) -> bytes:
@@ -135,7 +150,7 @@ def recover_public_key(digest: bytes, signature: bytes) -> bytes:
 def address_of(private_key: bytes) -> str:
     """The checksummed Ethereum address of a private key."""
     public = PrivateKey(private_key).public_key.format(compressed=False)
-    return to_checksum_address(keccak(public[1:])[-20:])
+    return checksum_address(keccak(public[1:])[-20:])
 
 
 def key_from_seed(seed: str) -> bytes:

@@ -17,7 +17,7 @@ import httpx
 from gridledger.api._auth import sign_in_message_signature
 from gridledger.config import Settings
 from gridledger.eip712 import Domain, address_of, key_from_seed
-from gridledger.market import Order, sign_order
+from gridledger.market import Order, sign_order, signed_order_to_json
 from gridledger.metering import Reading, sign_reading, signed_reading_to_json
 from gridledger.node.runner import Node
 from tests.support.http import serve_app
@@ -121,16 +121,7 @@ def order_body(
     nonce: int,
 ) -> dict[str, Any]:
     order = Order(household.participant.address, side, energy_wh, price, start_s, nonce)  # type: ignore[arg-type]
-    signed = sign_order(order, household.participant.key, domain)
-    return {
-        "participant": order.participant,
-        "side": side,
-        "energy_wh": energy_wh,
-        "price_micro_per_kwh": price,
-        "interval_start_s": start_s,
-        "nonce": nonce,
-        "signature": "0x" + signed.signature.hex(),
-    }
+    return signed_order_to_json(sign_order(order, household.participant.key, domain))
 
 
 def reading_body(

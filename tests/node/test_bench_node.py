@@ -51,6 +51,62 @@ def test_bounded_bench_node_run_is_exact(tmp_path: Path) -> None:
     assert orders["sent"] == 500 * 4
 
 
+@pytest.mark.mqtt
+def test_bench_over_mqtt_orders_and_readings_is_exact(tmp_path: Path) -> None:
+    config = BenchConfig(
+        households=200,
+        intervals=2,
+        speed=180,
+        settle_grace_s=900,
+        via="mqtt",
+        workdir=tmp_path / "bench",
+    )
+    report = bench_node(config)
+    assert_exact(report, 200, 2)
+    assert report["via"] == "mqtt"
+    orders = report["orders"]
+    assert orders["unanswered"] == 0 and orders["accepted"] + orders["duplicate"] == 400, orders
+
+
+def test_bench_fails_at_once_when_the_node_dies(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import psutil
+
+    from gridledger.errors import GridledgerError
+
+    workdir = tmp_path / "bench"
+    config = BenchConfig(households=50, intervals=6, speed=60, workdir=workdir)
+    outcome: list[BaseException | dict[str, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append(bench_node(config))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    events = workdir / "node-events.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (events.exists() and "resumed" in events.read_text()):
+        time.sleep(0.2)
+    node = next(
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "gridledger.node.bench" in " ".join(p.cmdline())
+    )
+    node.kill()
+    killed_at = time.monotonic()
+    thread.join(60)
+    assert not thread.is_alive(), "the bench kept waiting for a dead node"
+    assert time.monotonic() - killed_at < 30
+    (error,) = outcome
+    assert isinstance(error, GridledgerError), error
+    assert "the node process ended during the run (signal 9)" in str(error)
+
+
 def test_cli_refuses_bad_arguments_in_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gridledger", "bench", "node", "--households", "10", "--via", "x"],

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils.address import is_checksum_address
 
+from gridledger.eip712 import is_checksummed
 from gridledger.errors import RateLimited, Unauthenticated, ValidationError
 
 SIWE_STATEMENT = "Sign in to the gridledger energy market."
@@ -180,7 +180,7 @@ class TokenIssuer:
             raise Unauthenticated("token: malformed claims") from None
         if principal.expires_at_s <= self._clock():
             raise Unauthenticated("token: expired; sign in again")
-        if not is_checksum_address(principal.address):
+        if not is_checksummed(principal.address):
             raise Unauthenticated("token: malformed subject")
         return principal
 

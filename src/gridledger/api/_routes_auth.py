@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from eth_utils.address import is_checksum_address
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -21,6 +20,7 @@ from gridledger.api._auth import (
     recover_personal_sign,
 )
 from gridledger.api._context import PUBLIC, ApiContext, Ctx
+from gridledger.eip712 import is_checksummed
 from gridledger.errors import AuthorizationError, Unauthenticated, ValidationError
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
@@ -28,7 +28,7 @@ ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 
 
 def checksummed(address: str, field: str = "address") -> str:
-    if not is_checksum_address(address):
+    if not is_checksummed(address):
         raise ValidationError(field, f"not a checksummed (EIP-55) address: {address!r}")
     return address
 

@@ -18,7 +18,7 @@ from gridledger.api._routes_auth import (
     require_role,
 )
 from gridledger.errors import ConflictError, NotFoundError, ValidationError
-from gridledger.market import Order, SignedOrder
+from gridledger.market import SignedOrder, signed_order_from_json
 from gridledger.merkle import verify_proof
 from gridledger.metering import (
     reading_leaf,
@@ -52,15 +52,7 @@ class OrderIn(BaseModel):
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
     def signed(self) -> SignedOrder:
-        order = Order(
-            self.participant,
-            self.side,
-            self.energy_wh,
-            self.price_micro_per_kwh,
-            self.interval_start_s,
-            self.nonce,
-        )
-        return SignedOrder(order, bytes.fromhex(self.signature[2:]))
+        return signed_order_from_json(self.model_dump())
 
 
 class ParticipantIn(BaseModel):

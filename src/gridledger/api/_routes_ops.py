@@ -64,8 +64,6 @@ def install_request_ids(app: FastAPI) -> None:
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         telemetry.HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-        if template == "/v1/orders" and request.method == "POST" and response.status_code >= 400:
-            telemetry.ORDERS.labels("rejected").inc()
         return response
 
 

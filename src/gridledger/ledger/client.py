@@ -6,6 +6,7 @@ All amounts are ints in micro-units (the token has 6 decimals) and energy is in 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -338,7 +339,7 @@ class Ledger:
 
     @property
     def domain(self) -> Domain:
-        return Domain(DOMAIN_NAME, DOMAIN_VERSION, self.chain_id, self._deployment.market)
+        return _domain(self.chain_id, self._deployment.market)
 
     @property
     def block_number(self) -> int:
@@ -971,3 +972,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return value
+
+
+@functools.lru_cache(maxsize=64)
+def _domain(chain_id: int, market: str) -> Domain:
+    # One object per (chain, market): its separator hash is computed once, not per order.
+    return Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, market)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
 
+from gridledger.eip712 import checksum_address
 from gridledger.errors import ConflictError, NotFoundError, ValidationError
 from gridledger.merkle import MerkleTree, build_tree, leaf_hash
 
@@ -177,6 +177,6 @@ class NettingBook:
 
 def _checksum(account: str) -> str:
     try:
-        return to_checksum_address(account)
+        return checksum_address(account)
     except ValueError as exc:
         raise ValidationError("account", f"not an address: {account!r}") from exc

@@ -29,6 +29,8 @@ from gridledger.market.orders import (
     SignedOrder,
     escrow_required_micro,
     sign_order,
+    signed_order_from_json,
+    signed_order_to_json,
     verify_order,
 )
 from gridledger.market.result import ClearingResult, Trades
@@ -59,6 +61,8 @@ __all__ = [
     "result_lines",
     "result_root",
     "sign_order",
+    "signed_order_from_json",
+    "signed_order_to_json",
     "trade_leaf",
     "trade_salt",
     "verify_order",

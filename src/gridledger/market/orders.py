@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-from eth_utils.address import is_checksum_address
+from typing import Any, Literal, Protocol
 
 from gridledger.eip712 import (
     Domain,
     StructType,
     address_of,
+    is_checksummed,
     recover_address,
     sign_digest,
     typed_digest,
@@ -70,7 +69,7 @@ class Order:
 
     def __post_init__(self) -> None:
         if not isinstance(self.participant, str) or not (
-            is_checksum_address(self.participant)
+            is_checksummed(self.participant)
             or (PLAIN_ID.fullmatch(self.participant) and not self.participant.startswith("0x"))
         ):
             raise ValidationError(
@@ -92,7 +91,7 @@ class Order:
     @property
     def is_offline(self) -> bool:
         """Named by a plain id: it clears, but it cannot be signed or committed on-chain."""
-        return not is_checksum_address(self.participant)
+        return not is_checksummed(self.participant)
 
     def struct_values(self) -> tuple[str, int, int, int, int, int]:
         """Field values in EIP-712 struct order (also the ABI order of the order's Merkle leaf)."""
@@ -122,6 +121,43 @@ class Order:
 class SignedOrder:
     order: Order
     signature: bytes
+
+
+_ORDER_JSON_FIELDS = ("participant", "side", "energy_wh", "price_micro_per_kwh")
+_ORDER_JSON_UINTS = ("interval_start_s", "nonce")
+
+
+def signed_order_to_json(signed: SignedOrder) -> dict[str, Any]:
+    """The wire form of a signed order (``POST /v1/orders`` and MQTT ``gridledger/orders/+``)."""
+    o = signed.order
+    return {
+        "participant": o.participant,
+        "side": o.side,
+        "energy_wh": o.energy_wh,
+        "price_micro_per_kwh": o.price_micro_per_kwh,
+        "interval_start_s": o.interval_start_s,
+        "nonce": o.nonce,
+        "signature": "0x" + signed.signature.hex(),
+    }
+
+
+def signed_order_from_json(data: Any) -> SignedOrder:
+    """Parse the wire form; raises ValidationError naming the bad field (signature unchecked)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("order", f"must be a JSON object, got {type(data).__name__}")
+    for key in (*_ORDER_JSON_FIELDS, *_ORDER_JSON_UINTS, "signature"):
+        if key not in data:
+            raise ValidationError(key, "missing")
+    order = Order(*(data[k] for k in _ORDER_JSON_FIELDS), *(data[k] for k in _ORDER_JSON_UINTS))
+    if not order.participant.startswith("0x"):
+        raise ValidationError("participant", "a signed order needs a checksummed address")
+    raw = data["signature"]
+    if not isinstance(raw, str) or len(raw) != 132 or not raw.startswith("0x"):
+        raise ValidationError("signature", "must be 0x and 130 hex digits (65 bytes)")
+    try:
+        return SignedOrder(order, bytes.fromhex(raw[2:]))
+    except ValueError:
+        raise ValidationError("signature", "not valid hex") from None
 
 
 def sign_order(order: Order, private_key: bytes, domain: Domain) -> SignedOrder:

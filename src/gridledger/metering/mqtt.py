@@ -9,12 +9,14 @@ not seen acknowledged, and meters resend until they see the ack (the store dedup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -35,6 +37,10 @@ READINGS_TOPIC = "gridledger/readings/"
 ACKS_TOPIC = "gridledger/acks/"
 QOS = 1
 STORE_RETRY_S = 0.5
+# What a broker needs for the node's bridges: they acknowledge a batch after its commit, so a
+# whole batch must be in flight at once (mosquitto's default, 20 per client, would cut every
+# batch to 20 messages), and a burst of every household's message must fit in the queue.
+BROKER_LIMITS = "max_inflight_messages 2000\nmax_queued_messages 200000\n"
 
 
 def parse_broker_url(broker_url: str) -> tuple[str, int]:
@@ -55,26 +61,24 @@ def connect_client(broker_url: str, client_id: str, manual_ack: bool = False) ->
     return client
 
 
-class MqttGatewayBridge:
-    """Feeds MQTT readings to a :class:`Gateway` in batches and publishes acks after commit."""
+class MqttBatchBridge:
+    """Subscribes to ``topic_prefix + "+"`` and hands the messages to :meth:`handle` in
+    batches; the messages are acknowledged to the broker, and :meth:`handle`'s application acks
+    published, only after it returned (its transaction committed). A store that is down is
+    waited for: the batch is tried again, nothing is dropped."""
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        broker_url: str,
-        client_id: str = "gridledger-gateway",
-        batch_size: int = 500,
-    ) -> None:
-        self.gateway = gateway
+    topic_prefix = ""
+
+    def __init__(self, broker_url: str, client_id: str, batch_size: int = 500) -> None:
         self.batch_size = batch_size
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stopping = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="mqtt-gateway", daemon=True)
+        self._worker = threading.Thread(target=self._run, name=client_id, daemon=True)
         self.client = connect_client(broker_url, client_id, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda _c, _u, message: self._inbox.put(message)
 
-    def start(self) -> MqttGatewayBridge:
+    def start(self) -> Self:
         self.client.loop_start()
         self._worker.start()
         return self
@@ -85,11 +89,15 @@ class MqttGatewayBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:
+        """Process one batch; returns the (topic, JSON) acks to publish. May raise StoreError."""
+        raise NotImplementedError
+
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
     ) -> None:
         if not reason.is_failure:
-            client.subscribe(READINGS_TOPIC + "+", qos=QOS)
+            client.subscribe(self.topic_prefix + "+", qos=QOS)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -100,9 +108,40 @@ class MqttGatewayBridge:
             messages = [first]
             while len(messages) < self.batch_size and not self._inbox.empty():
                 messages.append(self._inbox.get_nowait())
-            self._handle(messages)
+            self._handle_until_stored(messages)
 
-    def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
+    def _handle_until_stored(self, messages: list[mqtt.MQTTMessage]) -> None:
+        while True:
+            try:
+                acks = self.handle(messages)
+                break
+            except StoreError as exc:
+                if self._stopping.is_set():
+                    return  # not acknowledged: the broker delivers them again
+                log.error("store unavailable, retrying the batch: %s", exc)
+                time.sleep(STORE_RETRY_S)
+        for topic, ack in acks:
+            self.client.publish(topic, json.dumps(ack), qos=QOS)
+        for message in messages:
+            self.client.ack(message.mid, message.qos)
+
+
+class MqttGatewayBridge(MqttBatchBridge):
+    """Feeds MQTT readings to a :class:`Gateway` in batches and publishes acks after commit."""
+
+    topic_prefix = READINGS_TOPIC
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        broker_url: str,
+        client_id: str = "gridledger-gateway",
+        batch_size: int = 500,
+    ) -> None:
+        super().__init__(broker_url, client_id, batch_size)
+        self.gateway = gateway
+
+    def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:
         parsed: list[SignedReading] = []
         malformed: list[Outcome] = []
         for message in messages:
@@ -113,21 +152,8 @@ class MqttGatewayBridge:
                 meter = message.topic.removeprefix(READINGS_TOPIC)
                 malformed.append(Outcome(meter, -1, "rejected", "malformed", "unparseable"))
         self.gateway.observe_rejected(malformed)
-        outcomes = self._ingest_until_stored(parsed)
-        for outcome in outcomes:
-            self.client.publish(ACKS_TOPIC + outcome.meter, json.dumps(outcome.to_json()), qos=QOS)
-        for message in messages:
-            self.client.ack(message.mid, message.qos)
-
-    def _ingest_until_stored(self, batch: list[SignedReading]) -> list[Outcome]:
-        while True:
-            try:
-                return self.gateway.ingest(batch)
-            except StoreError as exc:
-                if self._stopping.is_set():
-                    return []
-                log.error("store unavailable, retrying the batch: %s", exc)
-                time.sleep(STORE_RETRY_S)
+        outcomes = self.gateway.ingest(parsed)
+        return [(ACKS_TOPIC + o.meter, o.to_json()) for o in outcomes]
 
 
 def _parse(message: mqtt.MQTTMessage) -> SignedReading | None:
@@ -173,3 +199,52 @@ class MqttMeterClient(MeterClient):
         for reading in batch:
             payload = json.dumps(signed_reading_to_json(reading))
             self.client.publish(READINGS_TOPIC + reading.reading.meter, payload, qos=QOS)
+
+
+def publish_and_collect(
+    broker_url: str,
+    messages: Sequence[tuple[str, dict[str, Any]]],
+    ack_filter: str,
+    key_of_ack: Callable[[dict[str, Any]], Hashable],
+    expected: set[Hashable],
+    timeout_s: float = 120.0,
+) -> dict[Hashable, dict[str, Any]]:
+    """Publish (topic, JSON) messages from one client and collect the acks (on ``ack_filter``)
+    whose key is expected, until all arrived or ``timeout_s``: what a load generator or a test
+    standing for many meters or households does."""
+    acks: dict[Hashable, dict[str, Any]] = {}
+    lock, connected = threading.Lock(), threading.Event()
+    client = connect_client(broker_url, f"gridledger-publisher-{time.time_ns()}")
+
+    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            c.subscribe(ack_filter, qos=QOS)
+            connected.set()
+
+    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            ack = json.loads(message.payload)
+            key = key_of_ack(ack)
+            with lock:
+                if key in expected:
+                    acks[key] = ack
+
+    client.on_connect, client.on_message = on_connect, on_message
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise ConfigError(f"mqtt_url: no MQTT broker answers at {broker_url}")
+        time.sleep(0.2)  # the subscription is in place before the first message goes out
+        for topic, body in messages:
+            client.publish(topic, json.dumps(body), qos=QOS)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acks) == len(expected):
+                    break
+            time.sleep(0.05)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    with lock:
+        return dict(acks)

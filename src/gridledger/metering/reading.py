@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.address import is_checksum_address
 from eth_utils.crypto import keccak
 
-from gridledger.eip712 import Domain, StructType, sign_digest, typed_digest
+from gridledger.eip712 import Domain, StructType, is_checksummed, sign_digest, typed_digest
 from gridledger.errors import ValidationError
 
 READING_TYPE = StructType(
@@ -125,7 +124,7 @@ def check_reading(reading: Reading, checksum: bool = True) -> None:
         bytes.fromhex(meter[2:])
     except ValueError:
         raise ValidationError("meter", f"not hex: {meter!r}") from None
-    if checksum and not is_checksum_address(meter):
+    if checksum and not is_checksummed(meter):
         raise ValidationError("meter", f"not a checksummed address: {meter!r}")
     for field, value in zip(_INT_FIELDS, _int_values(reading), strict=True):
         if isinstance(value, bool) or not isinstance(value, int):

@@ -14,9 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from eth_utils.address import to_checksum_address
-
-from gridledger.eip712 import Domain, address_bytes, recover_public_key
+from gridledger.eip712 import Domain, address_bytes, checksum_address, recover_public_key
 from gridledger.errors import ReadingRejected, ValidationError
 from gridledger.metering.reading import Reading, SignedReading, check_reading, reading_digest
 
@@ -95,7 +93,7 @@ def _check_signature(signed: SignedReading, domain: Domain, signers: dict[str, b
     if known is None and address_bytes(public) == bytes.fromhex(meter[2:]):
         signers[meter] = public
         return
-    signer = to_checksum_address(address_bytes(public))
+    signer = checksum_address(address_bytes(public))
     raise ReadingRejected("bad_signature", "signature", f"signed by {signer}, not by meter {meter}")
 
 

@@ -142,9 +142,9 @@ def start_mosquitto(procs: Processes, workdir: Path) -> str:
         raise ConfigError("--via mqtt: mosquitto is not installed (apt-get install mosquitto)")
     port = _free_port()
     conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
-    )
+    from gridledger.metering.mqtt import BROKER_LIMITS
+
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{BROKER_LIMITS}")
     proc = procs.start([str(MOSQUITTO), "-c", str(conf)], workdir / "mosquitto.log")
     _wait_for_port(port, proc, 20, "mosquitto")
     return f"mqtt://127.0.0.1:{port}"
@@ -270,6 +270,8 @@ def _enrolments(n_households: int, profiles: list[Any], deposit_micro: int) -> l
 
 def node_main(config_path: Path) -> None:
     """The node process: open, enrol the households, hold the clock, serve until SIGTERM."""
+    import faulthandler
+
     from gridledger.config import load_settings
     from gridledger.node.clock import interval_start_s
     from gridledger.node.enrolment import enrol_many
@@ -277,6 +279,7 @@ def node_main(config_path: Path) -> None:
     from gridledger.node.runner import Node, run_node
     from gridledger.telemetry import configure_json_logging
 
+    faulthandler.enable()  # a crash in native code still leaves its stack in node.log
     config = json.loads(config_path.read_text())
     workdir = Path(config["workdir"])
     profiler = ThreadProfiles() if config.get("profile") else None
@@ -440,12 +443,16 @@ def bench_node(config: BenchConfig, progress: Progress | None = None) -> dict[st
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="gridledger-bench-node-"))
     workdir.mkdir(parents=True, exist_ok=True)
     procs = Processes()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally below stops them
+    main = threading.current_thread() is threading.main_thread()
+    # A SIGTERM raises SystemExit, so the finally below stops the processes; then the caller's
+    # own handler is back.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
     try:
         return _run(config, workdir, procs, report_progress)
     finally:
         procs.stop_all()
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_on_sigterm(_sig: int, _frame: Any) -> None:
@@ -521,7 +528,9 @@ def _run(
         assert reader.proc.stdin is not None
         reader.proc.stdin.write(b"go\n")
         reader.proc.stdin.flush()
-    statuses = _follow(config, base_url, starts, length_s, sampler, generators, progress)
+    followed = (node_proc, sampler, generators)
+    statuses = _follow(config, base_url, starts, length_s, followed, progress)
+    _check_alive(node_proc, node_log)
     cpu_after = sampler.cpu_s()
     vm_hwm = sampler.vm_hwm_bytes()
     load_after = os.getloadavg()
@@ -632,12 +641,14 @@ def _follow(
     base_url: str,
     starts: list[int],
     length_s: int,
-    sampler: NodeSampler,
-    generators: list[tuple[LineReader, Path]],
+    followed: tuple[subprocess.Popen[bytes], NodeSampler, list[tuple[LineReader, Path]]],
     progress: Progress,
 ) -> dict[int, str]:
-    """Until the last interval is settled and the generators are done (or it is hopeless)."""
+    """Until the last interval is settled and the generators are done, the node has ended, or
+    it is hopeless (the deadline)."""
     import httpx
+
+    node_proc, sampler, generators = followed
 
     last_due_wall_s = (
         time.time()
@@ -660,8 +671,22 @@ def _follow(
             generators_done = all(r.proc.poll() is not None for r, _ in generators)
             if settled == len(starts) and generators_done:
                 break
+            if node_proc.poll() is not None:  # the node ended: nothing more settles
+                break
             time.sleep(STATUS_POLL_S)
     return statuses
+
+
+def _check_alive(node_proc: subprocess.Popen[bytes], node_log: Path) -> None:
+    """The node must still run after the timed part: one that died is the bench's failure."""
+    code = node_proc.poll()
+    if code is None:
+        return
+    tail = node_log.read_text(errors="replace")[-3000:] if node_log.exists() else ""
+    how = f"signal {-code}" if code < 0 else f"code {code}"
+    raise GridledgerError(
+        f"the node process ended during the run ({how}); its log ({node_log}) ends with:\n{tail}"
+    )
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:

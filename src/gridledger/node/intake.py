@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from gridledger.config import Settings
 from gridledger.ledger import AccountView, Ledger, Role
@@ -228,9 +228,10 @@ class OrderIntake:
             candidates = [PendingOrder(row, stored=True) for row in rows]
         return next((c for c in candidates if _same_order(c.row, wanted)), None)
 
-    def nonce_stored(self, signed: SignedOrder) -> bool:
-        """Whether the store holds an order with this nonce: asked before the book lock."""
-        return self.store.order_nonce_used(signed.order.participant, signed.order.nonce)
+    def nonces_stored(self, batch: Sequence[SignedOrder]) -> set[tuple[str, int]]:
+        """The batch's (participant, nonce) pairs the store holds already: asked before the
+        book lock, one read for the batch."""
+        return self.store.order_nonces_used((s.order.participant, s.order.nonce) for s in batch)
 
     def accept(self, signed: SignedOrder, open_s: int, nonce_stored: bool) -> PendingOrder:
         """Verify ``signed`` for the open interval and queue it for storing; OrderRejected when

@@ -8,8 +8,11 @@ households are 10,000 different (if related) series. Per interval it sends one s
 is open, and one signed reading as soon as it has ended, as :mod:`gridledger.metering.simulate`
 does for a single meter.
 
+With ``via = "mqtt"`` the orders and readings go over MQTT (each order authenticates itself
+by its signature: no sign-in), published by one client per process for all its households.
+
 A process is started with a JSON config naming its slice of households and the intervals to
-run. It signs in every household and pre-signs every order and reading (the warm-up, before
+run. It signs in every household (HTTP) and pre-signs every order and reading (the warm-up, before
 the timed run), prints ``ready``, waits for ``go`` on stdin and then follows the node's market
 clock, writing what the node answered to its result file. Progress goes to stdout as
 ``progress <step> <done> <total>`` lines.
@@ -22,6 +25,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +33,9 @@ from typing import Any
 import httpx
 
 from gridledger.eip712 import Domain, address_of, key_from_seed
-from gridledger.market import Order, sign_order
+from gridledger.market import Order, sign_order, signed_order_to_json
 from gridledger.metering import Reading, sign_reading, signed_reading_to_json
+from gridledger.node.mqtt_orders import ORDER_ACKS_TOPIC, ORDERS_TOPIC
 
 METER_RATED_POWER_W = 30_000
 READING_BATCH = 500
@@ -214,16 +219,7 @@ class LoadGenerator:
                 signed = sign_order(
                     order_for(h.index, h.profile, start_s, self.length_s), h.key, self.domain
                 )
-                o = signed.order
-                body = {
-                    "participant": o.participant,
-                    "side": o.side,
-                    "energy_wh": o.energy_wh,
-                    "price_micro_per_kwh": o.price_micro_per_kwh,
-                    "interval_start_s": o.interval_start_s,
-                    "nonce": o.nonce,
-                    "signature": "0x" + signed.signature.hex(),
-                }
+                body = signed_order_to_json(signed)
                 self.orders[start_s].append((h, body))
                 reading = reading_for(h.index, h.profile, h.meter, start_s, self.length_s)
                 signed_reading = sign_reading(reading, h.meter_key, self.domain)
@@ -259,7 +255,11 @@ class LoadGenerator:
 
         batch = self.orders[start_s]
         tally.sent = len(batch)
-        await asyncio.gather(*(one(h, body) for h, body in batch))
+        if self.via == "mqtt":
+            bodies = [body for _, body in batch]
+            await asyncio.to_thread(_send_mqtt_orders, str(self.config["mqtt_url"]), bodies, tally)
+        else:
+            await asyncio.gather(*(one(h, body) for h, body in batch))
         tally.ended_wall_s = time.time()
         return tally
 
@@ -319,7 +319,8 @@ class LoadGenerator:
 
     async def _run(self, limits: httpx.Limits) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=120, limits=limits) as http:
-            await self.sign_in_all(http)
+            if self.via == "http":  # an order over MQTT authenticates itself: no sign-in
+                await self.sign_in_all(http)
             await asyncio.to_thread(self.presign)
             _say("ready")
             await asyncio.to_thread(sys.stdin.readline)  # "go"
@@ -435,46 +436,32 @@ def _count_acks(acks: list[dict[str, Any]], tally: Tally) -> None:
 
 def _send_mqtt(broker_url: str, readings: list[dict[str, Any]], tally: Tally) -> None:
     """Publish every reading on its meter's topic from one client; wait for the node's acks."""
-    import threading
+    from gridledger.metering.mqtt import ACKS_TOPIC, READINGS_TOPIC, publish_and_collect
 
-    from gridledger.metering.mqtt import ACKS_TOPIC, QOS, READINGS_TOPIC, connect_client
+    messages = [(READINGS_TOPIC + r["meter"], r) for r in readings]
+    expected: set[Hashable] = {(r["meter"], int(r["sequence"])) for r in readings}
+    acks = publish_and_collect(
+        broker_url, messages, ACKS_TOPIC + "+", lambda a: (a["meter"], a["sequence"]), expected
+    )
+    _count_acks(list(acks.values()), tally)
+    tally.unanswered += len(expected) - len(acks)
 
-    pending = {(r["meter"], int(r["sequence"])) for r in readings}
-    acks: dict[tuple[str, int], dict[str, Any]] = {}
-    lock, connected = threading.Lock(), threading.Event()
-    client = connect_client(broker_url, f"bench-loadgen-{id(readings)}-{time.time_ns()}")
 
-    def on_connect(c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
-            c.subscribe(ACKS_TOPIC + "#", qos=QOS)
-            connected.set()
+def _send_mqtt_orders(broker_url: str, bodies: list[dict[str, Any]], tally: Tally) -> None:
+    """Publish every order on its participant's topic from one client; wait for the acks."""
+    from gridledger.metering.mqtt import publish_and_collect
 
-    def on_message(_c: Any, _u: Any, message: Any) -> None:
-        ack = json.loads(message.payload)
-        key = (str(ack.get("meter")), int(ack.get("sequence", -1)))
-        with lock:
-            if key in pending:
-                acks[key] = ack
-
-    client.on_connect, client.on_message = on_connect, on_message
-    client.loop_start()
-    try:
-        connected.wait(10)
-        time.sleep(0.2)  # the subscription is in place before the first reading goes out
-        for r in readings:
-            client.publish(READINGS_TOPIC + r["meter"], json.dumps(r), qos=QOS)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with lock:
-                if len(acks) == len(pending):
-                    break
-            time.sleep(0.05)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    with lock:
-        _count_acks(list(acks.values()), tally)
-        tally.unanswered += len(pending) - len(acks)
+    messages = [(ORDERS_TOPIC + b["participant"], b) for b in bodies]
+    expected: set[Hashable] = {(b["participant"], int(b["nonce"])) for b in bodies}
+    acks = publish_and_collect(
+        broker_url,
+        messages,
+        ORDER_ACKS_TOPIC + "+",
+        lambda a: (a["participant"], a["nonce"]),
+        expected,
+    )
+    _count_acks(list(acks.values()), tally)
+    tally.unanswered += len(expected) - len(acks)
 
 
 def main(config_path: str) -> None:

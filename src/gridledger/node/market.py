@@ -5,8 +5,9 @@ this order and with ``chain_lock`` innermost, keep the pieces consistent:
 
 * ``book_lock``: accepting an order and closing its interval's gate never interleave, so an
   acknowledged order is always in the book it was acknowledged for;
-* ``readings_lock``: a reading is either stored before its interval's readings root is
-  computed, or refused as ``late``; an anchored root therefore covers every stored reading;
+* ``readings_lock``: a reading is either stored before its interval is closed for settlement,
+  or refused as ``late``; an anchored root therefore covers every stored reading. It is held
+  only to close the interval, not while it settles, so later intervals' readings keep flowing;
 * ``chain_lock``: the ledger client (one nonce, one connection) is used by one thread at a time.
 
 Nothing waits for another party while holding a lock: a settlement whose verifiers have not all
@@ -28,6 +29,7 @@ from gridledger.errors import (
     AttestationPending,
     AuthorizationError,
     ConflictError,
+    GridledgerError,
     NotFoundError,
     ValidationError,
 )
@@ -36,7 +38,7 @@ from gridledger.market import Book, ClearingResult, SignedOrder, clear
 from gridledger.metering import Gateway, Outcome, SignedReading, ingest_json
 from gridledger.node.clock import MarketClock, interval_start_s
 from gridledger.node.events import EventHub
-from gridledger.node.intake import OrderIntake
+from gridledger.node.intake import OrderIntake, PendingOrder
 from gridledger.node.interval import MarketOperator, signed_order
 from gridledger.node.meta import NodeMeta
 from gridledger.store import Meter, OrderRow, Participant, Store
@@ -123,7 +125,7 @@ class NodeGateway(Gateway):
         now_s = self.clock()
         verdicts = self.verify(batch, now_s)  # signatures outside the lock: settlement never waits
         with self.market.readings_lock:
-            settled_before_s = self.market.next_settle_s
+            settled_before_s = self.market.readings_closed_before_s
             late = [s.reading.interval_start_s < settled_before_s for s in batch]
             fresh = [
                 (s, v) for s, v, is_late in zip(batch, verdicts, late, strict=True) if not is_late
@@ -141,7 +143,10 @@ class NodeGateway(Gateway):
 
 def _late(signed: SignedReading, settled_before_s: int) -> Outcome:
     r = signed.reading
-    reason = f"interval {r.interval_start_s} is settled (everything before {settled_before_s} is)"
+    reason = (
+        f"interval {r.interval_start_s} is closed for settlement "
+        f"(every interval before {settled_before_s} is)"
+    )
     return Outcome(r.meter, r.sequence, "rejected", "late", reason)
 
 
@@ -176,6 +181,7 @@ class LiveMarket:
         self.chain_lock = threading.RLock()
         self.next_gate_s = meta.get_int("next_gate_s") or first_interval_start_s
         self.next_settle_s = meta.get_int("next_settle_s") or first_interval_start_s
+        self.readings_closed_before_s = self.next_settle_s  # earlier intervals' are late
         self._pending: tuple[int, float] | None = None  # (interval, monotonic s of the try)
         self.gateway = NodeGateway(self)
         self.intake = OrderIntake(self.operator, settings, self.chain_lock)
@@ -208,13 +214,15 @@ class LiveMarket:
     def settle_due(self, start_s: int) -> bool:
         """Settle ``start_s`` (once), or False while its verifiers' quorum is still pending.
 
-        The readings lock keeps the readings root and the stored readings one set while the plan
-        is fixed (after it, the store refuses the interval's readings as late). A pending quorum
-        releases both locks, so verifiers can sign in and fetch the interval meanwhile.
+        The interval is closed to readings first (under the readings lock, a moment): from then
+        on the store's readings of ``start_s`` are one fixed set, and the plan, the readings root
+        and the settlement are computed without the readings lock. A pending quorum releases
+        the chain lock, so verifiers can sign in and fetch the interval meanwhile.
         """
         if self._still_pending(start_s):
             return False
-        with self.readings_lock, self.chain_lock:
+        self._close_readings(start_s)
+        with self.chain_lock:
             if self.store.interval_status(start_s) != "settled":
                 try:
                     self.operator.settle_interval(start_s, self.operator.clear_interval(start_s))
@@ -224,6 +232,11 @@ class LiveMarket:
             self.next_settle_s = start_s + self.length_s
             self.meta.put(next_settle_s=self.next_settle_s)
         return True
+
+    def _close_readings(self, start_s: int) -> None:
+        with self.readings_lock:
+            closed_s = max(self.readings_closed_before_s, start_s + self.length_s)
+            self.readings_closed_before_s = closed_s
 
     def _still_pending(self, start_s: int) -> bool:
         """True while ``start_s``, committed and waiting for its quorum, surely still waits: no
@@ -246,21 +259,53 @@ class LiveMarket:
                 f"participant: the order is for {signed.order.participant}, "
                 f"but you signed in as {caller}"
             )
-        nonce_stored = self.intake.nonce_stored(signed)  # a store read: not under the lock
+        (outcome,) = self.submit_orders([signed])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def submit_orders(self, batch: Sequence[SignedOrder]) -> list[OrderReceipt | GridledgerError]:
+        """Verify and store signed orders for the open interval, one outcome each (a receipt,
+        or the error that refused it). Each order authenticates itself (its participant's
+        signature), so a batch may come from any relay: one store read, one pass under the book
+        lock and one commit serve the whole batch."""
+        used = self.intake.nonces_stored(batch)  # a store read: not under the lock
         with self.book_lock:
             open_s = self.open_interval_start_s()
-            # The intake keeps the open book's signatures and reservations and the accounts'
-            # chain views (gridledger.node.intake): no chain call and no book scan per order.
-            duplicate = self.intake.duplicate_of(signed, open_s)
-            pending = duplicate or self.intake.accept(signed, open_s, nonce_stored)
+            queued = [self._queue_order(s, open_s, used) for s in batch]
         # Acknowledged once committed, with the orders verified meanwhile (group commit).
-        stored = self.intake.stored(pending)
-        if duplicate is not None:
-            telemetry.ORDERS.labels("duplicate").inc()
-            return OrderReceipt(stored, duplicate=True)
-        self.hub.publish("orders", {"interval_start_s": open_s, "count": 1})
-        telemetry.ORDERS.labels("accepted").inc()
-        return OrderReceipt(stored, duplicate=False)
+        outcomes = [self._receipt(q) for q in queued]
+        accepted = sum(isinstance(o, OrderReceipt) and not o.duplicate for o in outcomes)
+        if accepted:
+            self.hub.publish("orders", {"interval_start_s": open_s, "count": accepted})
+        for outcome in outcomes:
+            telemetry.ORDERS.labels(_order_label(outcome)).inc()
+        return outcomes
+
+    def _queue_order(
+        self, signed: SignedOrder, open_s: int, used: set[tuple[str, int]]
+    ) -> tuple[PendingOrder, bool] | GridledgerError:
+        # The intake keeps the open book's signatures and reservations and the accounts'
+        # chain views (gridledger.node.intake): no chain call and no book scan per order.
+        try:
+            duplicate = self.intake.duplicate_of(signed, open_s)
+            if duplicate is not None:
+                return duplicate, True
+            key = (signed.order.participant, signed.order.nonce)
+            return self.intake.accept(signed, open_s, key in used), False
+        except GridledgerError as exc:
+            return exc
+
+    def _receipt(
+        self, queued: tuple[PendingOrder, bool] | GridledgerError
+    ) -> OrderReceipt | GridledgerError:
+        if isinstance(queued, GridledgerError):
+            return queued
+        pending, duplicate = queued
+        try:
+            return OrderReceipt(self.intake.stored(pending), duplicate=duplicate)
+        except GridledgerError as exc:
+            return exc
 
     def cancel_order(self, order_id: int, caller: str) -> OrderRow:
         """Withdraw an order of the open interval before its gate closes."""
@@ -371,3 +416,9 @@ class LiveMarket:
 
 def _fields(row: OrderRow) -> dict[str, Any]:
     return {name: getattr(row, name) for name in row.__slots__}
+
+
+def _order_label(outcome: OrderReceipt | GridledgerError) -> str:
+    if isinstance(outcome, GridledgerError):
+        return "rejected"
+    return "duplicate" if outcome.duplicate else "accepted"

@@ -33,6 +33,7 @@ and ``GET /v1/security/traffic`` (the raw traffic events, each detector applies 
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -83,6 +84,7 @@ TRAFFIC_LOG_EVENTS = 100_000  # the newest traffic events kept for detector proc
 _CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("gridledger_client", default="mqtt")
 
 
+@functools.lru_cache(maxsize=4096)  # asked for every request: a few clients, many requests
 def client_subject(client: str) -> str:
     """The address standing for a network client (``"127.0.0.1"``): owned by no one."""
     return to_checksum_address(keccak(text=f"gridledger-client:{client}")[-20:])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gridledger.errors import ConfigError, ServiceUnavailable
+from gridledger.metering.mqtt import BROKER_LIMITS
 
 SERVICES = ("postgres", "mosquitto", "anvil", "node")
 STANDARD_PORTS = {"postgres": 5432, "mosquitto": 1883, "anvil": 8545, "node": 8000}
@@ -69,7 +70,7 @@ def anvil_command(port: int) -> list[str]:
 def mosquitto_config(port: int, data_dir: str) -> str:
     return (
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {data_dir}/\n"
+        f"persistence_location {data_dir}/\n{BROKER_LIMITS}"
     )
 
 

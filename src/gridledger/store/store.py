@@ -248,11 +248,20 @@ class Store:
             ids = list(result.scalars())
         return [_replace(order, id=new_id) for order, new_id in zip(orders, ids, strict=True)]
 
-    def order_nonce_used(self, participant: str, nonce: int) -> bool:
+    def order_nonces_used(self, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of the (participant, nonce) pairs an order in the store already uses: one
+        read for a whole batch of orders."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
         c = t.orders.c
-        query = sa.select(c.id).where(c.participant == participant, c.nonce == nonce).limit(1)
+        participants = sorted({participant for participant, _ in wanted})
+        nonces = sorted({nonce for _, nonce in wanted})
+        query = sa.select(c.participant, c.nonce).where(
+            c.participant.in_(participants), c.nonce.in_(nonces)
+        )
         with self._read() as conn:
-            return conn.scalar(query) is not None
+            return {(row.participant, row.nonce) for row in conn.execute(query)} & wanted
 
     def orders_in_interval(self, interval_start_s: int) -> list[OrderRow]:
         query = (
