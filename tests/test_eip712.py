@@ -47,3 +47,14 @@ def test_high_s_signature_is_rejected() -> None:
     flipped = sig[:32] + high_s + bytes([55 - sig[64]])
     with pytest.raises(ValidationError, match="upper half"):
         recover_address(digest, flipped)
+
+
+def test_keccak_is_ethereums_keccak_at_every_block_boundary() -> None:
+    from eth_utils.crypto import keccak as eth_keccak
+
+    from gridledger.eip712 import keccak
+
+    for n in (0, 1, 31, 32, 64, 135, 136, 137, 272, 1000):
+        data = bytes(range(256)) * 4
+        assert keccak(data[:n]) == eth_keccak(data[:n]), n
+    assert keccak(b"").hex().startswith("c5d24601")  # not NIST SHA3-256 (a7ffc6f8...)

@@ -871,8 +871,12 @@ def verifier(
     db: str | None = typer.Option(None, help="Database URL for this verifier's own state."),
     evidence: str | None = typer.Option(None, help="Evidence contract that records disputes."),
     passphrase_file: Path | None = typer.Option(None, help="Passphrase of a keystore key file."),
+    feeder_meter: str | None = typer.Option(
+        None, help="Also detect: judge each verified interval against this feeder meter."
+    ),
 ) -> None:
-    """Re-execute every interval the operator commits; attest it, or record a dispute."""
+    """Re-execute every interval the operator commits; attest it, or record a dispute.
+    With --feeder-meter it is also a detector node (docs/security.md)."""
     import logging
 
     from gridledger.verifier.process import run_verifier, verifier_config
@@ -882,7 +886,7 @@ def verifier(
         settings = load_settings({"chain": chain})
         preflight(settings, chain=True)
         config = verifier_config(
-            chain, operator_url, key_file, db, evidence, passphrase_file, settings
+            chain, operator_url, key_file, db, evidence, passphrase_file, settings, feeder_meter
         )
         run_verifier(config)
 

@@ -11,17 +11,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 from coincurve import PrivateKey, PublicKey
 from eth_utils.address import is_checksum_address, to_checksum_address
-from eth_utils.crypto import keccak
 
 from gridledger.errors import ValidationError
+
+try:  # safe-pysha3: C Keccak, about 8x faster per call than eth-hash's pycryptodome backend
+    from sha3 import keccak_256 as _keccak_256  # type: ignore[import-untyped,unused-ignore]
+except ImportError:  # pragma: no cover - a wheel-less platform: the same hash, slower
+    from Crypto.Hash import keccak as _cryptodome_keccak
+
+    def _keccak_256(data: bytes) -> Any:
+        return _cryptodome_keccak.new(data=data, digest_bits=256)
+
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _SECP256K1_N // 2
 _ADDRESSES_CACHED = 1 << 17  # more than a node's participants and meters together
 _DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+
+
+def keccak(data: bytes) -> bytes:
+    """Ethereum's Keccak-256 (not NIST SHA3-256): every digest, leaf and root hash here."""
+    return bytes(_keccak_256(data).digest())
 
 
 @dataclass(frozen=True)

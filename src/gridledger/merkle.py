@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from eth_utils.crypto import keccak
+from gridledger.eip712 import keccak
 
 EMPTY_ROOT = b"\0" * 32
 

@@ -44,6 +44,8 @@ def test_bounded_bench_node_run_is_exact(tmp_path: Path) -> None:
     report = bench_node(config)
     assert_exact(report, 500, 4)
     assert report["presigned"] and report["settlement_path"] == "root"
+    # the market runs from 10:00 UTC: PV sells, and every interval settles trades
+    assert all(i["trades"] > 0 for i in report["per_interval"]), report["per_interval"]
     # every order is answered, counted as accepted, rejected (by code) or skipped after gate
     orders = report["orders"]
     answered = orders["accepted"] + orders["duplicate"] + sum(orders["rejected"].values())

@@ -62,6 +62,7 @@ VERIFIER_KEYS = [bytes(key_from_seed(f"e2e-verifier:{i}")) for i in range(4)]
 VERIFIERS = [address_of(k) for k in VERIFIER_KEYS]
 TAMPERED = 3  # the operator inflates a trade of the third interval with trades
 TRADED_INTERVALS = 4
+DETECTING = 0  # this verifier also runs the live detector on what it verified
 
 
 def start_node(tmp: Path, chain: str, stack: ExitStack, tamper: int = TAMPERED) -> tuple[str, Path]:
@@ -93,6 +94,8 @@ def start_verifier(
     key_file.write_text("0x" + VERIFIER_KEYS[i].hex() + "\n")
     args = ["verifier", "--chain", chain, "--operator-url", url, "--key-file", str(key_file)]
     args += ["--db", f"sqlite:///{folder / 'verifier.sqlite'}", "--evidence", evidence]
+    if i == DETECTING:  # also a detector node, with the buyer's meter standing for the feeder
+        args += ["--feeder-meter", address_of(key_from_seed("test-meter-e2e-buyer"))]
     env = gridledger_env(GRIDLEDGER_STATE_DIR=str(folder / "state"))
     proc = spawn_gridledger(args, folder / "verifier.log", stack, env)
     return proc
@@ -288,6 +291,9 @@ def test_four_verifier_processes_co_sign_a_day_with_a_kill_and_a_tamper(
     gaps = latency_s(events, up["warm_s"])
     assert set(traded) <= set(gaps)
     assert min(gaps.values()) >= (LENGTH_S + GRACE_S) / SPEED - 0.5  # never before it is due
+    detecting_log = (tmp_path / f"verifier-{DETECTING}" / "verifier.log").read_text()
+    assert "also detects (feeder meter" in detecting_log
+    assert "after-verify hook" not in detecting_log  # it judged every interval without failing
     label = "4 verifier processes, quorum 3, one killed after the first trade, one tamper"
     print("\n" + json.dumps(latency_report(list(gaps.values()), label)))
 

@@ -2,9 +2,10 @@
 
 Meters publish one signed reading (JSON) per message on ``gridledger/readings/<meter>``. The
 bridge acknowledges the MQTT message to the broker, and publishes the application ack
-``{"meter", "sequence", "status", "code"}`` on ``gridledger/acks/<meter>``, only after the
-gateway has committed the batch. A broker restart can therefore lose nothing that a meter has
-not seen acknowledged, and meters resend until they see the ack (the store dedupes).
+``{"meter", "sequence", "status", "code"}`` on ``gridledger/acks/<meter>`` (QoS 0: a lost ack
+is answered again when the meter resends), only after the gateway has committed the batch. A
+broker restart can therefore lose nothing that a meter has not seen acknowledged, and meters
+resend until they see the ack (the store dedupes).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 READINGS_TOPIC = "gridledger/readings/"
 ACKS_TOPIC = "gridledger/acks/"
 QOS = 1
+# Acks go at most once: a lost ack costs a resend, which the store answers as a duplicate, and
+# QoS 1 would double the node's MQTT packets (a PUBACK to read for every ack it sends).
+ACK_QOS = 0
 STORE_RETRY_S = 0.5
 # What a broker needs for the node's bridges: they acknowledge a batch after its commit, so a
 # whole batch must be in flight at once (mosquitto's default, 20 per client, would cut every
@@ -121,7 +125,7 @@ class MqttBatchBridge:
                 log.error("store unavailable, retrying the batch: %s", exc)
                 time.sleep(STORE_RETRY_S)
         for topic, ack in acks:
-            self.client.publish(topic, json.dumps(ack), qos=QOS)
+            self.client.publish(topic, json.dumps(ack), qos=ACK_QOS)
         for message in messages:
             self.client.ack(message.mid, message.qos)
 

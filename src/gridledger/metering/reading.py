@@ -15,9 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.crypto import keccak
-
-from gridledger.eip712 import Domain, StructType, is_checksummed, sign_digest, typed_digest
+from gridledger.eip712 import (
+    Domain,
+    StructType,
+    is_checksummed,
+    keccak,
+    sign_digest,
+    typed_digest,
+)
 from gridledger.errors import ValidationError
 
 READING_TYPE = StructType(

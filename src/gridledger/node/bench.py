@@ -42,6 +42,7 @@ BENCH_SEED = 0
 DEPOSIT_MICRO = 200_000_000  # 200 gEUR per household: many intervals of imports
 DEFAULT_GRACE_S = 300  # market seconds the meters have after an interval ends (5 s at speed 60)
 STATUS_POLL_S = 0.25
+MARKET_START_UTC_S = 10 * 3600  # accelerated runs trade from 10:00 UTC, when the PV sells
 _REPO = Path(__file__).resolve().parents[3]
 ANVIL_CANDIDATES = (
     _REPO / "contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil",
@@ -285,6 +286,8 @@ def node_main(config_path: Path) -> None:
     profiler = ThreadProfiles() if config.get("profile") else None
     settings = load_settings(config["settings"])
     configure_json_logging()
+    if settings.speed > 1:
+        _start_market_at_midday(settings)
     node = Node.open(settings)
     paused = PausedClock(node.market.clock) if settings.speed > 1 else None
     say = _stdout_line
@@ -316,6 +319,22 @@ def node_main(config_path: Path) -> None:
     (workdir / "node-final.json").write_text(json.dumps(final))
     if profiler is not None:
         profiler.dump(Path(config["profile"]))
+
+
+def _start_market_at_midday(settings: Any) -> None:
+    """An accelerated market starts at 10:00 UTC today: the households' PV then sells and every
+    interval has trades to settle (the wall clock's night would have none)."""
+    from gridledger.node.meta import NodeMeta
+    from gridledger.store import Store
+
+    store = Store.open(settings.db_url)
+    try:
+        meta = NodeMeta(store)
+        if meta.get_int("market_time_s") is None:
+            day_s = int(time.time()) // 86_400 * 86_400
+            meta.put(market_time_s=day_s + MARKET_START_UTC_S)
+    finally:
+        store.close()
 
 
 def _warm_grid_map(grid_code: str) -> None:

@@ -217,21 +217,23 @@ class OrderIntake:
         """The node changed ``address`` on-chain (a deposit): read it again at its next order."""
         self.accounts.forget(address)
 
-    def duplicate_of(self, signed: SignedOrder, open_s: int) -> PendingOrder | None:
-        """This very signed order, accepted before (resent), or None. Under the book lock."""
+    def duplicate_of(
+        self, signed: SignedOrder, open_s: int, stored: dict[tuple[str, int], OrderRow]
+    ) -> PendingOrder | None:
+        """This very signed order, accepted before (resent), or None. Under the book lock;
+        ``stored`` is :meth:`stored_with_nonces` of its batch."""
         wanted = order_row(signed)
         if signed.order.interval_start_s == open_s:
             known = self._book(open_s).by_signature.get(wanted.signature)
-            candidates = [] if known is None else [known]
-        else:  # an old interval's order sent again: rare, its book is read once
-            rows = self.store.orders_in_interval(signed.order.interval_start_s)
-            candidates = [PendingOrder(row, stored=True) for row in rows]
-        return next((c for c in candidates if _same_order(c.row, wanted)), None)
+        else:  # an earlier interval's order sent again (or late): its nonce's stored row
+            row = stored.get((wanted.participant, wanted.nonce))
+            known = None if row is None else PendingOrder(row, stored=True)
+        return known if known is not None and _same_order(known.row, wanted) else None
 
-    def nonces_stored(self, batch: Sequence[SignedOrder]) -> set[tuple[str, int]]:
-        """The batch's (participant, nonce) pairs the store holds already: asked before the
+    def stored_with_nonces(self, batch: Sequence[SignedOrder]) -> dict[tuple[str, int], OrderRow]:
+        """The stored orders using the batch's (participant, nonce) pairs: asked before the
         book lock, one read for the batch."""
-        return self.store.order_nonces_used((s.order.participant, s.order.nonce) for s in batch)
+        return self.store.orders_with_nonces((s.order.participant, s.order.nonce) for s in batch)
 
     def accept(self, signed: SignedOrder, open_s: int, nonce_stored: bool) -> PendingOrder:
         """Verify ``signed`` for the open interval and queue it for storing; OrderRejected when

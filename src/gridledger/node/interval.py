@@ -134,7 +134,7 @@ class StoreOrderContext:
         return ParticipantStatus(account.active, escrow, self.reserved_micro.get(address, 0))
 
     def nonce_seen(self, address: str, nonce: int) -> bool:
-        return (address, nonce) in self.store.order_nonces_used([(address, nonce)])
+        return (address, nonce) in self.store.orders_with_nonces([(address, nonce)])
 
 
 def order_row(signed: SignedOrder) -> OrderRow:

@@ -269,10 +269,10 @@ class LiveMarket:
         or the error that refused it). Each order authenticates itself (its participant's
         signature), so a batch may come from any relay: one store read, one pass under the book
         lock and one commit serve the whole batch."""
-        used = self.intake.nonces_stored(batch)  # a store read: not under the lock
+        stored = self.intake.stored_with_nonces(batch)  # a store read: not under the lock
         with self.book_lock:
             open_s = self.open_interval_start_s()
-            queued = [self._queue_order(s, open_s, used) for s in batch]
+            queued = [self._queue_order(s, open_s, stored) for s in batch]
         # Acknowledged once committed, with the orders verified meanwhile (group commit).
         outcomes = [self._receipt(q) for q in queued]
         accepted = sum(isinstance(o, OrderReceipt) and not o.duplicate for o in outcomes)
@@ -283,16 +283,16 @@ class LiveMarket:
         return outcomes
 
     def _queue_order(
-        self, signed: SignedOrder, open_s: int, used: set[tuple[str, int]]
+        self, signed: SignedOrder, open_s: int, stored: dict[tuple[str, int], OrderRow]
     ) -> tuple[PendingOrder, bool] | GridledgerError:
         # The intake keeps the open book's signatures and reservations and the accounts'
         # chain views (gridledger.node.intake): no chain call and no book scan per order.
         try:
-            duplicate = self.intake.duplicate_of(signed, open_s)
+            duplicate = self.intake.duplicate_of(signed, open_s, stored)
             if duplicate is not None:
                 return duplicate, True
             key = (signed.order.participant, signed.order.nonce)
-            return self.intake.accept(signed, open_s, key in used), False
+            return self.intake.accept(signed, open_s, key in stored), False
         except GridledgerError as exc:
             return exc
 

@@ -248,20 +248,21 @@ class Store:
             ids = list(result.scalars())
         return [_replace(order, id=new_id) for order, new_id in zip(orders, ids, strict=True)]
 
-    def order_nonces_used(self, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which of the (participant, nonce) pairs an order in the store already uses: one
-        read for a whole batch of orders."""
+    def orders_with_nonces(
+        self, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], OrderRow]:
+        """The stored orders using any of the (participant, nonce) pairs, by pair: one read for
+        a whole batch of orders (the pair is unique, and indexed)."""
         wanted = set(keys)
         if not wanted:
-            return set()
+            return {}
         c = t.orders.c
         participants = sorted({participant for participant, _ in wanted})
         nonces = sorted({nonce for _, nonce in wanted})
-        query = sa.select(c.participant, c.nonce).where(
-            c.participant.in_(participants), c.nonce.in_(nonces)
-        )
+        query = sa.select(t.orders).where(c.participant.in_(participants), c.nonce.in_(nonces))
         with self._read() as conn:
-            return {(row.participant, row.nonce) for row in conn.execute(query)} & wanted
+            rows = [OrderRow(**row._mapping) for row in conn.execute(query)]
+        return {(r.participant, r.nonce): r for r in rows if (r.participant, r.nonce) in wanted}
 
     def orders_in_interval(self, interval_start_s: int) -> list[OrderRow]:
         query = (

@@ -27,7 +27,13 @@ from eth_utils.crypto import keccak
 
 from gridledger.config import Settings
 from gridledger.eip712 import address_of
-from gridledger.errors import ChainError, ContractRevert, DataSourceError, NotFoundError
+from gridledger.errors import (
+    ChainError,
+    ContractRevert,
+    DataSourceError,
+    NotFoundError,
+    ValidationError,
+)
 from gridledger.ledger import Deployment, Ledger
 from gridledger.privacy.salts import LeafKey
 from gridledger.store import Store
@@ -67,6 +73,10 @@ class VerifierConfig:
     poll_s: float = 0.5
     http_timeout_s: float = 30.0
     after_verify: tuple[AfterVerify, ...] = field(default=())  # see AfterVerify
+    # Set: this verifier is also a detector node (security.live.verifier_hook), judging every
+    # interval it verified against this feeder meter; its key must be in the Evidence
+    # contract's detector set for its findings to count.
+    feeder_meter: str | None = None
 
 
 class OperatorClient:
@@ -155,9 +165,24 @@ class VerifierProcess:
             # The Evidence client's imports take seconds (gridledger.security loads its
             # detectors): load them beside the first intervals, so a dispute need not wait.
             threading.Thread(target=_load_evidence_client, name="import", daemon=True).start()
+        self.after_verify = config.after_verify
+        if config.feeder_meter is not None:
+            self.after_verify = (*self.after_verify, self._detector_hook(config.feeder_meter))
         self.client.sign_in()  # now, before any interval waits on this verifier
         self._leaf_key: LeafKey | None = None
         self.stop = threading.Event()
+
+    def _detector_hook(self, feeder_meter: str) -> AfterVerify:
+        from gridledger.security.evidence import DetectorNode
+        from gridledger.security.live import MeterStream, verifier_hook
+        from gridledger.security.onchain import EvidenceContract
+
+        identity = DetectorNode(f"verifier:{self.address}", self.config.key, self.ledger.domain)
+        evidence = self.config.evidence
+        contract = EvidenceContract(self.ledger, evidence) if evidence is not None else None
+        folder = self.config.dispute_dir.parent / "evidence"
+        log.info("verifier %s also detects (feeder meter %s)", self.address, feeder_meter)
+        return verifier_hook(MeterStream(identity, feeder_meter), contract, self.config.key, folder)
 
     @property
     def leaf_key(self) -> LeafKey:
@@ -214,7 +239,7 @@ class VerifierProcess:
     def run_after_verify(
         self, package: IntervalPackage, facts: ChainFacts, verdict: IntervalAttestation | Dispute
     ) -> None:
-        for hook in self.config.after_verify:
+        for hook in self.after_verify:
             try:
                 hook(package, facts, verdict)
             except Exception:  # a detector's failure must never stop the verifier
@@ -311,15 +336,27 @@ def verifier_config(
     evidence: str | None,
     passphrase_file: Path | None,
     settings: Settings,
+    feeder_meter: str | None = None,
 ) -> VerifierConfig:
     """The CLI's flags as a config; the store defaults to a SQLite file named after the key."""
     from gridledger.config import ensure_sqlite_dir
+    from gridledger.eip712 import is_checksummed
     from gridledger.verifier.keyfile import load_key_file
+
+    if feeder_meter is not None and not is_checksummed(feeder_meter):
+        raise ValidationError("feeder_meter", f"not a checksummed address: {feeder_meter!r}")
 
     key = load_key_file(key_file, passphrase_file)
     state = Path(settings.state_dir).parent / "verifier" / address_of(key)
     url = db_url or f"sqlite:///{state}/verifier.sqlite"
     ensure_sqlite_dir(url)
     return VerifierConfig(
-        chain, operator_url, key, url, settings, evidence, dispute_dir=state / "disputes"
+        chain,
+        operator_url,
+        key,
+        url,
+        settings,
+        evidence,
+        dispute_dir=state / "disputes",
+        feeder_meter=feeder_meter,
     )
