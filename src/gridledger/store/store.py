@@ -9,12 +9,14 @@ concurrent gateways per meter while the UNIQUE(meter, sequence) constraint stays
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -82,12 +84,12 @@ class Store:
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except _UNAVAILABLE_ERRORS as exc:
             raise StoreError(
                 f"database {self.url} failed: {_first_line(exc)}; check that the server is "
                 "running and reachable and that GRIDLEDGER_DB_URL is right"
             ) from exc
-        except sa.exc.IntegrityError as exc:
+        except _INTEGRITY_ERRORS as exc:
             raise ConflictError(
                 f"database constraint refused the write: {_first_line(exc)}"
             ) from exc
@@ -234,18 +236,14 @@ class Store:
         """Store verified orders in one transaction; a reused (participant, nonce) is a conflict."""
         if not orders:
             return []
-        rows = [_as_dict(order, drop=("id",)) for order in orders]
-        with self._write() as conn:
-            try:
-                result = conn.execute(
-                    sa.insert(t.orders).returning(t.orders.c.id, sort_by_parameter_order=True), rows
-                )
-            except sa.exc.IntegrityError as exc:
-                raise ConflictError(
-                    f"nonce: an order with the same (participant, nonce) is already stored "
-                    f"({_first_line(exc)})"
-                ) from exc
-            ids = list(result.scalars())
+        rows = [tuple(getattr(o, c) for c in _ORDER_COLUMNS) for o in orders]
+        try:
+            with self._write() as conn:
+                ids = _bulk_insert(conn, "orders", _ORDER_COLUMNS, rows)
+        except ConflictError as exc:
+            raise ConflictError(
+                f"nonce: an order with the same (participant, nonce) is already stored ({exc})"
+            ) from exc
         return [_replace(order, id=new_id) for order, new_id in zip(orders, ids, strict=True)]
 
     def orders_with_nonces(
@@ -315,11 +313,8 @@ class Store:
             conn.execute(sa.delete(t.trades).where(t.trades.c.interval_start_s == interval_start_s))
             if not trades:
                 return []
-            result = conn.execute(
-                sa.insert(t.trades).returning(t.trades.c.id, sort_by_parameter_order=True),
-                [_as_dict(trade, drop=("id",)) for trade in trades],
-            )
-            ids = list(result.scalars())
+            rows = [tuple(getattr(trade, c) for c in _TRADE_COLUMNS) for trade in trades]
+            ids = _bulk_insert(conn, "trades", _TRADE_COLUMNS, rows)
         return [_replace(trade, id=new_id) for trade, new_id in zip(trades, ids, strict=True)]
 
     def trades_in_interval(self, interval_start_s: int) -> list[TradeRow]:
@@ -871,8 +866,18 @@ def _classify(
     return outcomes, accepted
 
 
+# Through SQLAlchemy, or raised by the driver's own cursor in _bulk_insert.
+_INTEGRITY_ERRORS = (sa.exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+_UNAVAILABLE_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+_ORDER_COLUMNS = tuple(f.name for f in dataclasses.fields(OrderRow) if f.name != "id")
+_TRADE_COLUMNS = tuple(f.name for f in dataclasses.fields(TradeRow) if f.name != "id")
 _READING_COLUMNS = (
-    "id",
     "meter",
     "sequence",
     "interval_start_s",
@@ -887,18 +892,8 @@ _READING_COLUMNS = (
 def _insert_reading_rows(
     conn: sa.Connection, accepted: Sequence[tuple[int, SignedReading]], received_at_s: int
 ) -> list[int]:
-    """Insert in bulk with ids reserved first: one statement per batch, not one per row.
-
-    SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so the ids after
-    the current maximum are ours. PostgreSQL: the ids come from the table's sequence in one
-    query, then the rows go in with one COPY.
-    """
-    if not accepted:
-        return []
-    ids = _reserve_reading_ids(conn, len(accepted))
     rows = [
         (
-            new_id,
             r.meter,
             r.sequence,
             r.interval_start_s,
@@ -908,35 +903,49 @@ def _insert_reading_rows(
             s.signature_hex,
             received_at_s,
         )
-        for new_id, (_, s) in zip(ids, accepted, strict=True)
+        for _, s in accepted
         for r in (s.reading,)
     ]
-    if conn.dialect.name == "sqlite":
-        marks = ", ".join("?" * len(_READING_COLUMNS))
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(
-                f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES ({marks})", rows
-            )
-        finally:
-            cursor.close()
-    else:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            with cursor.copy(f"COPY readings ({', '.join(_READING_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
+    return _bulk_insert(conn, "readings", _READING_COLUMNS, rows)
+
+
+def _bulk_insert(
+    conn: sa.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> list[int]:
+    """Insert in bulk with ids reserved first: one statement per batch, not one per row (nor
+    one long multi-row INSERT, whose text the driver parses again for every batch).
+
+    SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE), so the ids after
+    the current maximum are ours. PostgreSQL: the ids come from the table's sequence in one
+    query, then the rows go in with one COPY. A unique key violated raises the driver's
+    IntegrityError (see ``_INTEGRITY_ERRORS``).
+    """
+    if not rows:
+        return []
+    ids = _reserve_ids(conn, table, len(rows))
+    names = ", ".join(("id", *columns))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" * (len(columns) + 1))
+            statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+            cursor.executemany(statement, [(i, *row) for i, row in zip(ids, rows, strict=True)])
+        else:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for new_id, row in zip(ids, rows, strict=True):
+                    copy.write_row((new_id, *row))
+    finally:
+        cursor.close()
     return ids
 
 
-def _reserve_reading_ids(conn: sa.Connection, n: int) -> list[int]:
+def _reserve_ids(conn: sa.Connection, table: str, n: int) -> list[int]:
     if conn.dialect.name == "sqlite":
-        top = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(t.readings.c.id), 0))) or 0)
+        column = t.metadata.tables[table].c.id
+        top = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(column), 0))) or 0)
         return list(range(top + 1, top + 1 + n))
     query = sa.text(
-        "SELECT nextval(pg_get_serial_sequence('readings', 'id')) FROM generate_series(1, :n)"
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"
     )
     return sorted(int(i) for i in conn.scalars(query, {"n": n}))
 
