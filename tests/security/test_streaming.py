@@ -44,7 +44,7 @@ def test_step_by_step_equals_the_whole_stream(held_out: list[Episode]) -> None:
     base = baseline_of(history, feeder[:HISTORY_INTERVALS])
     whole = stream_features(base, history, ep.energy_wh[:, HISTORY_INTERVALS:], feeder)
     state = start_stream(base, history, feeder[:HISTORY_INTERVALS])
-    for t in range(6):
+    for t in range(24):  # the balance filter carries state: errors must not grow
         state, features = step(
             state, ep.energy_wh[:, HISTORY_INTERVALS + t], int(feeder[HISTORY_INTERVALS + t])
         )
@@ -118,3 +118,22 @@ def test_split_parts_share_no_grid_and_no_week() -> None:
         Split(validation_episodes=(1, 2))
     with pytest.raises(ValidationError, match="grids"):
         Split(test_grids=("1-LV-rural3--0-sw",))
+
+
+def test_the_balance_filter_shares_the_gap_among_many_under_reporters(
+    held_out: list[Episode],
+) -> None:
+    ep = held_out[0]
+    thieves = [2, 9, 17, 30, 44, 61]
+    reported = ep.energy_wh.copy()
+    reported[thieves, HISTORY_INTERVALS + 40 :] = np.rint(
+        reported[thieves, HISTORY_INTERVALS + 40 :] * 0.6
+    )
+    week_end = _features(ep, reported)[:, -1]
+    t_stat = week_end[:, COLUMN["balance_filter_t"]]
+    coefficient = week_end[:, COLUMN["balance_filter_coefficient"]]
+    honest = np.delete(np.arange(ep.n_meters), thieves)
+    # six meters lie at once: most stand above every honest one, at about 1/0.6 - 1
+    assert (t_stat[thieves] > t_stat[honest].max()).sum() >= 5
+    assert abs(float(np.median(coefficient[thieves])) - (1 / 0.6 - 1)) < 0.1
+    assert abs(float(np.median(coefficient[honest]))) < 0.05

@@ -7,6 +7,13 @@ Two models share one interface (higher score = more anomalous):
 * ``iforest``: an IsolationForest on the clean intervals only: the unsupervised baseline from
   the literature, on the same features.
 
+With ``relative_to_median_meter`` (the default, and what ``hgb`` is evaluated with) a meter's score
+is the model's output minus the median output of all the feeder's meters at the same interval:
+with many meters lying at once the feeder balance says that someone lies, and the trees then
+raise every meter of the feeder; the median meter is honest while fewer than half lie, so what is
+left is what singles the meter out. It needs every meter of the feeder at once (one meter alone
+always scores 0); a live node has them, since it judges an interval when all readings are in.
+
 A meter is flagged at interval ``t`` when its score stayed at or above ``threshold`` for the last
 ``persist_intervals`` intervals. Both numbers are the operating point, chosen on the validation
 split (:mod:`evaluation`), never on the data the figures are reported on. The version names the
@@ -38,7 +45,7 @@ from gridledger.security.streaming import (
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 StreamModelKind = Literal["hgb", "iforest"]
-STREAM_REVISION = 1
+STREAM_REVISION = 2  # 2: scores relative to the median meter
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class StreamTrainingConfig:
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
     n_estimators: int = 200  # iforest only
+    relative_to_median_meter: bool = True  # score minus the median meter's, per interval
     feature_names: tuple[str, ...] = STREAM_FEATURE_NAMES
     sklearn_version: str = field(default=version("scikit-learn"))
 
@@ -146,13 +154,19 @@ class StreamDetector:
         return replace(self, threshold=threshold, persist_intervals=persist_intervals)
 
     def score_features(self, features: FloatArray) -> FloatArray:
-        """Score of each meter and interval of ``features`` (..., n_features)."""
+        """Score of each meter and interval of ``features``: (n_meters, n_features) for one
+        interval (what :func:`~gridledger.security.streaming.step` gives) or (n_meters,
+        n_intervals, n_features); axis 0 must be every meter of one feeder."""
+        if features.ndim not in (2, 3):
+            raise ValidationError("features", f"need (n_meters, [T,] F), got {features.shape}")
         flat = features.reshape(-1, features.shape[-1])
         if self.config.kind == "hgb":
             raw = self.model.decision_function(flat)
         else:
             raw = -self.model.score_samples(flat)
         scores: FloatArray = np.asarray(raw, dtype=np.float64).reshape(features.shape[:-1])
+        if self.config.relative_to_median_meter:
+            scores = scores - np.median(scores, axis=0, keepdims=True)
         return scores
 
     def flags(self, scores: FloatArray) -> BoolArray:

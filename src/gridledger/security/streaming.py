@@ -67,8 +67,16 @@ STREAM_FEATURE_NAMES = (
     "replay_vs_community",
     "zero_excess_4h",  # share of zero readings above history's share
     "rough_log_1d",  # interval-to-interval roughness vs history's
+    "balance_filter_t",  # the meter's coefficient in the feeder balance filter, over its sd
+    "balance_filter_coefficient",  # ... the coefficient itself: 1/s - 1 for a meter reporting s
+    "balance_filter_t_vs_others",  # ... minus the median meter's t
 )
 N_CUSUMS = 4  # level low/high (per meter), feeder gap low/high (shared)
+# The balance filter: a Kalman filter of the feeder gap on every meter's reading at once.
+BALANCE_PRIOR_SD = 0.5  # of a coefficient 1/s - 1 before any reading
+BALANCE_DRIFT = 1e-4  # variance per interval a coefficient may move by: onsets happen
+BALANCE_WARMUP_INTERVALS = WEEK  # trusted intervals the filter runs before the stream
+MIN_LOSS_SLOPE = 0.5  # d(expected feeder)/d(sum reported) below this is a broken loss fit
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: numpy arrays have no single truth value
@@ -93,6 +101,20 @@ class MeterBaseline:
 
 
 @dataclass(frozen=True, eq=False)
+class BalanceFilter:
+    """Every meter's coefficient in ``gap(t) = sum_i c_i reported_i(t) + noise`` (Kalman).
+
+    A meter reporting ``s * true`` has ``c = 1/s - 1``; an honest one 0. Fitting all meters at
+    once (rather than each alone) lets many simultaneous under-reporters share the gap instead
+    of every meter with a household's daily shape taking the blame; the random-walk drift lets a
+    coefficient leave 0 at an onset without a window or an onset guess.
+    """
+
+    coefficient: FloatArray  # (n,)
+    covariance: FloatArray  # (n, n)
+
+
+@dataclass(frozen=True, eq=False)
 class StreamState:
     """What :func:`step` carries between intervals."""
 
@@ -101,6 +123,7 @@ class StreamState:
     feeder_wh: Int64Array  # (MEMORY_INTERVALS,)
     cusum: FloatArray  # (n, N_CUSUMS)
     phase: int  # time-of-day index of the next interval
+    balance: BalanceFilter
 
 
 def _rolling(a: FloatArray, length: int) -> FloatArray:
@@ -274,8 +297,54 @@ def cusum_update(cusum: FloatArray, level_z: FloatArray, gap_z: float) -> FloatA
     return updated
 
 
-def _assemble(instant: FloatArray, cusums: FloatArray) -> FloatArray:
-    """Insert the CUSUM columns where :data:`STREAM_FEATURE_NAMES` has them."""
+def _balance_inputs(
+    base: MeterBaseline, x: FloatArray, feeder: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per interval of ``x`` (n, T): each reading and the feeder's unexplained energy, in
+    noise units; the gap is divided by the losses' slope at the reported total, so that a
+    meter reporting ``s * true`` adds ``(1/s - 1) * reading`` to it (losses grow with load²)."""
+    total = x.sum(axis=0)
+    sigma = base.losses.noise_share * np.maximum(feeder, 1.0)
+    c0, c1 = base.losses.coefficients
+    slope = np.maximum(c0 + 2.0 * c1 * total / base.losses.mean_total, MIN_LOSS_SLOPE)
+    gap: FloatArray = (feeder - base.losses.expected(total)) / sigma / slope
+    readings: FloatArray = x / sigma
+    return readings, gap
+
+
+def balance_filter_update(
+    state: BalanceFilter, readings: FloatArray, gap: float
+) -> tuple[BalanceFilter, FloatArray]:
+    """One interval of the balance filter -> the new filter and its features (n, 3)."""
+    covariance = state.covariance + BALANCE_DRIFT * np.eye(len(readings))
+    spread = covariance @ readings
+    gain = spread / (float(readings @ spread) + 1.0)
+    coefficient = state.coefficient + gain * (gap - float(readings @ state.coefficient))
+    covariance = covariance - np.outer(gain, spread)
+    t_stat = coefficient / np.sqrt(np.maximum(np.diag(covariance), 1e-12))
+    features = np.stack([t_stat, coefficient, t_stat - np.median(t_stat)], axis=-1)
+    return BalanceFilter(coefficient, covariance), features
+
+
+def balance_filter_start(
+    base: MeterBaseline, history_wh: Int64Array, feeder_wh: Int64Array
+) -> BalanceFilter:
+    """The filter after the last :data:`BALANCE_WARMUP_INTERVALS` of the trusted history."""
+    n = history_wh.shape[0]
+    state = BalanceFilter(np.zeros(n), BALANCE_PRIOR_SD**2 * np.eye(n))
+    readings, gap = _balance_inputs(
+        base,
+        history_wh[:, -BALANCE_WARMUP_INTERVALS:].astype(np.float64),
+        feeder_wh[-BALANCE_WARMUP_INTERVALS:].astype(np.float64),
+    )
+    for t in range(readings.shape[1]):
+        state, _ = balance_filter_update(state, readings[:, t], float(gap[t]))
+    return state
+
+
+def _assemble(instant: FloatArray, cusums: FloatArray, balance: FloatArray) -> FloatArray:
+    """Insert the CUSUM columns where :data:`STREAM_FEATURE_NAMES` has them, the balance
+    filter's last."""
     levels, gaps = len(LEVEL_WINDOWS), len(LEVEL_WINDOWS) + 3
     return np.concatenate(
         [
@@ -284,6 +353,7 @@ def _assemble(instant: FloatArray, cusums: FloatArray) -> FloatArray:
             instant[..., levels:gaps],
             cusums[..., 2:],
             instant[..., gaps:],
+            balance,
         ],
         axis=-1,
     )
@@ -309,10 +379,18 @@ def stream_features(
     )
     cusums = np.zeros((x.shape[0], stream_wh.shape[1], N_CUSUMS))
     cusum = np.zeros((x.shape[0], N_CUSUMS))
+    balances = np.zeros((x.shape[0], stream_wh.shape[1], 3))
+    balance = balance_filter_start(base, history_wh, feeder_wh[:start])
+    readings, balance_gap = _balance_inputs(
+        base, x[:, start:], feeder_wh[start:].astype(np.float64)
+    )
     for t in range(stream_wh.shape[1]):
         cusum = cusum_update(cusum, level_z[:, t], float(gap[t]))
         cusums[:, t] = cusum
-    return _assemble(instant, cusums)
+        balance, balances[:, t] = balance_filter_update(
+            balance, readings[:, t], float(balance_gap[t])
+        )
+    return _assemble(instant, cusums, balances)
 
 
 def start_stream(base: MeterBaseline, history_wh: Int64Array, feeder_wh: Int64Array) -> StreamState:
@@ -324,6 +402,7 @@ def start_stream(base: MeterBaseline, history_wh: Int64Array, feeder_wh: Int64Ar
         feeder_wh=np.array(feeder_wh[-MEMORY_INTERVALS:], dtype=np.int64),
         cusum=np.zeros((base.n_meters, N_CUSUMS)),
         phase=(base.first_phase + length) % INTERVALS_PER_DAY,
+        balance=balance_filter_start(base, history_wh, feeder_wh),
     )
 
 
@@ -342,13 +421,20 @@ def step(
         state.baseline, x.astype(np.float64), feeder.astype(np.float64), first_phase, x.shape[1] - 1
     )
     cusum = cusum_update(state.cusum, level_z[:, 0], float(gap[0]))
-    features = _assemble(instant[:, 0], cusum)
+    readings, balance_gap = _balance_inputs(
+        state.baseline, x[:, -1:].astype(np.float64), feeder[-1:].astype(np.float64)
+    )
+    balance, balance_features = balance_filter_update(
+        state.balance, readings[:, 0], float(balance_gap[0])
+    )
+    features = _assemble(instant[:, 0], cusum, balance_features)
     new_state = replace(
         state,
         reported_wh=x,
         feeder_wh=feeder,
         cusum=cusum,
         phase=(state.phase + 1) % INTERVALS_PER_DAY,
+        balance=balance,
     )
     return new_state, features
 
