@@ -523,13 +523,25 @@ def bench_node_command(
     settle_grace_s: int = typer.Option(300, min=0, help="Market s meters have after an interval."),
     generators: int = typer.Option(2, min=1, help="Load generator processes."),
     profile: Path | None = typer.Option(None, help="Write the node's cProfile (.pstats) here."),
+    order_spread: float = typer.Option(
+        0.0, help="Share of each order window the orders spread over (0: all at its opening)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The live node under N households and meters: throughput, latency, gas, RSS, exactness."""
     from gridledger.node.bench import BenchConfig, bench_node, top_of_profile
 
     config = BenchConfig(
-        households, intervals, speed, via, chain, db, settle_grace_s, generators, profile
+        households,
+        intervals,
+        speed,
+        via,
+        chain,
+        db,
+        settle_grace_s,
+        generators,
+        profile,
+        order_spread=order_spread,
     )
     with friendly_errors():
         if db is not None:

@@ -40,6 +40,8 @@ QOS = 1
 # Acks go at most once: a lost ack costs a resend, which the store answers as a duplicate, and
 # QoS 1 would double the node's MQTT packets (a PUBACK to read for every ack it sends).
 ACK_QOS = 0
+PUBLISH_IN_FLIGHT = 2_000  # QoS 1 messages one publisher has unacknowledged
+SPREAD_CHUNK = 50  # a spread publisher sends this many messages, then waits for their time
 STORE_RETRY_S = 0.5
 # What a broker needs for the node's bridges: they acknowledge a batch after its commit, so a
 # whole batch must be in flight at once (mosquitto's default, 20 per client, would cut every
@@ -54,12 +56,16 @@ def parse_broker_url(broker_url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 1883
 
 
-def connect_client(broker_url: str, client_id: str, manual_ack: bool = False) -> mqtt.Client:
-    """A persistent-session client that keeps reconnecting in its own network thread."""
+def connect_client(
+    broker_url: str, client_id: str, manual_ack: bool = False, in_flight: int = 20
+) -> mqtt.Client:
+    """A persistent-session client that keeps reconnecting in its own network thread;
+    ``in_flight``: how many QoS 1 messages it may have unacknowledged (paho's default, 20)."""
     host, port = parse_broker_url(broker_url)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=manual_ack
     )
+    client.max_inflight_messages_set(in_flight)  # before connecting: paho refuses it after
     client.reconnect_delay_set(min_delay=1, max_delay=2)
     client.connect_async(host, port, keepalive=10)
     return client
@@ -212,13 +218,17 @@ def publish_and_collect(
     key_of_ack: Callable[[dict[str, Any]], Hashable],
     expected: set[Hashable],
     timeout_s: float = 120.0,
+    spread_s: float = 0.0,
 ) -> dict[Hashable, dict[str, Any]]:
-    """Publish (topic, JSON) messages from one client and collect the acks (on ``ack_filter``)
-    whose key is expected, until all arrived or ``timeout_s``: what a load generator or a test
-    standing for many meters or households does."""
+    """Publish (topic, JSON) messages from one client, evenly over ``spread_s`` seconds (0: at
+    once), and collect the acks (on ``ack_filter``) whose key is expected, until all arrived or
+    ``timeout_s`` after the last: what a load generator or a test standing for many meters or
+    households does."""
     acks: dict[Hashable, dict[str, Any]] = {}
     lock, connected = threading.Lock(), threading.Event()
-    client = connect_client(broker_url, f"gridledger-publisher-{time.time_ns()}")
+    # paho's default of 20 unacknowledged messages would make a burst wait for round trips.
+    client_id = f"gridledger-publisher-{time.time_ns()}"
+    client = connect_client(broker_url, client_id, in_flight=PUBLISH_IN_FLIGHT)
 
     def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
@@ -239,7 +249,10 @@ def publish_and_collect(
         if not connected.wait(10):
             raise ConfigError(f"mqtt_url: no MQTT broker answers at {broker_url}")
         time.sleep(0.2)  # the subscription is in place before the first message goes out
-        for topic, body in messages:
+        began = time.monotonic()
+        for k, (topic, body) in enumerate(messages):
+            if spread_s > 0 and k % SPREAD_CHUNK == 0:
+                time.sleep(max(began + spread_s * k / len(messages) - time.monotonic(), 0.0))
             client.publish(topic, json.dumps(body), qos=QOS)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

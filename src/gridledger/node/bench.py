@@ -62,6 +62,7 @@ class BenchConfig:
     settle_grace_s: int = DEFAULT_GRACE_S
     generators: int = 2
     profile: Path | None = None
+    order_spread: float = 0.0  # share of each order window the households' orders spread over
     workdir: Path | None = None
 
     def check(self) -> None:
@@ -73,6 +74,10 @@ class BenchConfig:
             raise ValidationError("speed", f"must be at least 1, got {self.speed}")
         if self.via not in ("http", "mqtt"):
             raise ValidationError("via", f"must be 'http' or 'mqtt', got {self.via!r}")
+        if not 0.0 <= self.order_spread <= 0.9:
+            raise ValidationError(
+                "order_spread", f"must be between 0 and 0.9 of the window, got {self.order_spread}"
+            )
         if self.generators < 1:
             raise ValidationError("generators", f"must be at least 1, got {self.generators}")
 
@@ -629,6 +634,7 @@ def _start_generators(
                     "profiles": profiles,
                     "domain": {"chain_id": domain["chain_id"], "market": domain["market"]},
                     "via": config.via,
+                    "order_spread": config.order_spread,
                     "mqtt_url": mqtt_url,
                     "result_path": str(workdir / f"loadgen-{g}-result.json"),
                 }
@@ -692,6 +698,8 @@ def _follow(
                 break
             if node_proc.poll() is not None:  # the node ended: nothing more settles
                 break
+            if any(r.proc.poll() not in (None, 0) for r, _ in generators):
+                break  # a generator failed: the report says which and why
             time.sleep(STATUS_POLL_S)
     return statuses
 
@@ -706,6 +714,17 @@ def _check_alive(node_proc: subprocess.Popen[bytes], node_log: Path) -> None:
     raise GridledgerError(
         f"the node process ended during the run ({how}); its log ({node_log}) ends with:\n{tail}"
     )
+
+
+def _generator_result(workdir: Path, g: int, reader: LineReader, log: Path) -> dict[str, Any]:
+    """A load generator's result; one that failed (or wrote none) fails the bench: its
+    households' orders and readings were never sent, so nothing about them can be judged."""
+    path = workdir / f"loadgen-{g}-result.json"
+    code = reader.proc.poll()
+    if code == 0 and path.exists():
+        return dict(json.loads(path.read_text()))
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise GridledgerError(f"load generator {g} failed (exit code {code}); {log} ends with:\n{tail}")
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -736,12 +755,9 @@ def _report(
 ) -> dict[str, Any]:
     from gridledger.store import Store
 
-    results = []
-    for g in range(len(generators)):
-        path = workdir / f"loadgen-{g}-result.json"
-        results.append(
-            json.loads(path.read_text()) if path.exists() else {"orders": {}, "readings": {}}
-        )
+    results = [
+        _generator_result(workdir, g, reader, log) for g, (reader, log) in enumerate(generators)
+    ]
     events = _node_events(workdir)
     resumed = next((e for e in events if e["kind"] == "resumed"), None)
     final_path = workdir / "node-final.json"
@@ -803,6 +819,7 @@ def _report(
         "interval_wall_s": round(length_s / config.speed, 3),
         "settle_grace_s": config.settle_grace_s,
         "via": config.via,
+        "order_spread": config.order_spread,
         "chain": "memory" if chain == "memory" else "anvil/json-rpc",
         "db": db_url.split(":", 1)[0].split("+", 1)[0],
         "settlement_path": "root",

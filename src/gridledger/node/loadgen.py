@@ -191,6 +191,9 @@ class LoadGenerator:
         chain = config["domain"]
         self.domain = Domain("gridledger", "1", int(chain["chain_id"]), str(chain["market"]))
         self.via = str(config.get("via", "http"))
+        # Households send their orders evenly over this share of the order window (0: all at
+        # its opening, the worst case); readings always go in one burst when an interval ends.
+        self.order_spread = float(config.get("order_spread", 0.0))
         self.orders: dict[int, list[tuple[Household, dict[str, Any]]]] = {}
         self.readings: dict[int, list[dict[str, Any]]] = {}
         self.clock = (0.0, 0.0, 1.0)  # (market s, wall s, speed) at "go"
@@ -232,7 +235,10 @@ class LoadGenerator:
         tally = Tally(began_wall_s=time.time())
         gate = asyncio.Semaphore(ORDER_CONCURRENCY)
 
-        async def one(h: Household, body: dict[str, Any]) -> None:
+        spread_s = self.order_spread * self.length_s / self.clock[2]  # wall seconds
+
+        async def one(h: Household, body: dict[str, Any], offset_s: float) -> None:
+            await asyncio.sleep(offset_s)
             async with gate:
                 if _wall_until(self.clock, start_s) <= 0:
                     # A household does not send an order for an interval whose gate has closed.
@@ -257,9 +263,11 @@ class LoadGenerator:
         tally.sent = len(batch)
         if self.via == "mqtt":
             bodies = [body for _, body in batch]
-            await asyncio.to_thread(_send_mqtt_orders, str(self.config["mqtt_url"]), bodies, tally)
+            url = str(self.config["mqtt_url"])
+            await asyncio.to_thread(_send_mqtt_orders, url, bodies, tally, spread_s)
         else:
-            await asyncio.gather(*(one(h, body) for h, body in batch))
+            n = len(batch)
+            await asyncio.gather(*(one(h, b, spread_s * j / n) for j, (h, b) in enumerate(batch)))
         tally.ended_wall_s = time.time()
         return tally
 
@@ -447,7 +455,9 @@ def _send_mqtt(broker_url: str, readings: list[dict[str, Any]], tally: Tally) ->
     tally.unanswered += len(expected) - len(acks)
 
 
-def _send_mqtt_orders(broker_url: str, bodies: list[dict[str, Any]], tally: Tally) -> None:
+def _send_mqtt_orders(
+    broker_url: str, bodies: list[dict[str, Any]], tally: Tally, spread_s: float
+) -> None:
     """Publish every order on its participant's topic from one client; wait for the acks."""
     from gridledger.metering.mqtt import publish_and_collect
 
@@ -459,6 +469,7 @@ def _send_mqtt_orders(broker_url: str, bodies: list[dict[str, Any]], tally: Tall
         ORDER_ACKS_TOPIC + "+",
         lambda a: (a["participant"], a["nonce"]),
         expected,
+        spread_s=spread_s,
     )
     _count_acks(list(acks.values()), tally)
     tally.unanswered += len(expected) - len(acks)
