@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gridledger.metering import Gateway
-from gridledger.metering.mqtt import MqttGatewayBridge, MqttMeterClient
+from gridledger.metering.mqtt import (
+    MqttBatchBridge,
+    MqttMeterClient,
+    gateway_bridge,
+    publish_and_collect,
+)
 from gridledger.store import Store
 from tests.metering.factory import DOMAIN, NOW_S, fleet, register, signed
 from tests.support.services import Service
@@ -39,7 +45,7 @@ def test_broker_restart_loses_and_duplicates_nothing(
 ) -> None:
     meters = fleet(3, prefix="mqtt")
     register(store, meters)
-    bridge = MqttGatewayBridge(
+    bridge = gateway_bridge(
         Gateway(store, DOMAIN, lambda: NOW_S),
         mosquitto_server.url,
         client_id="gateway-restart-test",
@@ -78,3 +84,38 @@ def test_broker_restart_loses_and_duplicates_nothing(
         acks = clients[m.address].acks
         assert {a["status"] for a in acks.values()} <= {"accepted", "duplicate"}
         assert len(acks) == 80
+
+
+class _Recording:
+    """A topic handler that records its batches (and may take its time over each)."""
+
+    def __init__(self, prefix: str, log: list[tuple[str, int]], pause_s: float) -> None:
+        self.topic_prefix, self.log, self.pause_s = prefix, log, pause_s
+
+    def handle(self, messages: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+        self.log.append((self.topic_prefix, len(messages)))
+        time.sleep(self.pause_s)
+        return []
+
+
+def test_the_first_topic_waiting_always_goes_first(mosquitto_server: Service) -> None:
+    """Readings before orders: once the first handler's messages wait, every batch of them is
+    handled before the next batch of the second handler's."""
+    log: list[tuple[str, int]] = []
+    first, second = _Recording("t/first/", log, 0.0), _Recording("t/second/", log, 0.3)
+    bridge = MqttBatchBridge(mosquitto_server.url, [first, second], "priority-test", 10).start()
+    try:
+        time.sleep(0.5)  # subscribed
+        seconds = [(f"t/second/{i}", {"i": i}) for i in range(60)]
+        firsts = [(f"t/first/{i}", {"i": i}) for i in range(40)]
+        publish_and_collect(mosquitto_server.url, seconds, "t/acks/+", lambda a: a, set(), 0.0)
+        time.sleep(0.4)  # the second handler is busy with its first batches
+        publish_and_collect(mosquitto_server.url, firsts, "t/acks/+", lambda a: a, set(), 0.0)
+        assert wait_for(lambda: sum(n for _, n in log) == 100, 30, lambda: None), log
+    finally:
+        bridge.stop()
+    kinds = [prefix for prefix, _ in log]
+    begin = kinds.index("t/first/")
+    end = len(kinds) - kinds[::-1].index("t/first/")
+    assert set(kinds[begin:end]) == {"t/first/"}, kinds  # no second batch in between
+    assert "t/second/" in kinds[end:], kinds  # the second topic's rest came after

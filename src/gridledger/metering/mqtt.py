@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -43,7 +43,7 @@ ACK_QOS = 0
 PUBLISH_IN_FLIGHT = 2_000  # QoS 1 messages one publisher has unacknowledged
 SPREAD_CHUNK = 50  # a spread publisher sends this many messages, then waits for their time
 STORE_RETRY_S = 0.5
-# What a broker needs for the node's bridges: they acknowledge a batch after its commit, so a
+# What a broker needs for the node's bridge: it acknowledges a batch after its commit, so a
 # whole batch must be in flight at once (mosquitto's default, 20 per client, would cut every
 # batch to 20 messages), and a burst of every household's message must fit in the queue.
 BROKER_LIMITS = "max_inflight_messages 2000\nmax_queued_messages 200000\n"
@@ -71,22 +71,38 @@ def connect_client(
     return client
 
 
+class TopicHandler(Protocol):
+    """What an :class:`MqttBatchBridge` does with one topic's messages."""
+
+    topic_prefix: str  # the handler takes ``topic_prefix + "+"``
+
+    def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:
+        """Process one batch; returns the (topic, JSON) acks to publish. May raise StoreError."""
+        ...
+
+
 class MqttBatchBridge:
-    """Subscribes to ``topic_prefix + "+"`` and hands the messages to :meth:`handle` in
-    batches; the messages are acknowledged to the broker, and :meth:`handle`'s application acks
-    published, only after it returned (its transaction committed). A store that is down is
-    waited for: the batch is tried again, nothing is dropped."""
+    """One MQTT client and one worker for several topics, handed to their handlers in batches
+    and in priority order: a waiting batch of the first handler's topic always goes before the
+    next one's (the node puts readings, whose deadline is the settle grace, before orders,
+    whose gate closes an interval later). The messages are acknowledged to the broker, and the
+    handler's acks published, only after it returned (its transaction committed). A store that
+    is down is waited for: the batch is tried again, nothing is dropped."""
 
-    topic_prefix = ""
-
-    def __init__(self, broker_url: str, client_id: str, batch_size: int = 500) -> None:
-        self.batch_size = batch_size
-        self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self._stopping = threading.Event()
+    def __init__(
+        self,
+        broker_url: str,
+        handlers: Sequence[TopicHandler],
+        client_id: str = "gridledger-node",
+        batch_size: int = 500,
+    ) -> None:
+        self.handlers, self.batch_size = tuple(handlers), batch_size
+        self._inboxes: list[queue.Queue[mqtt.MQTTMessage]] = [queue.Queue() for _ in handlers]
+        self._arrived, self._stopping = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._run, name=client_id, daemon=True)
         self.client = connect_client(broker_url, client_id, manual_ack=True)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, message: self._inbox.put(message)
+        self.client.on_message = self._on_message
 
     def start(self) -> Self:
         self.client.loop_start()
@@ -99,31 +115,39 @@ class MqttBatchBridge:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:
-        """Process one batch; returns the (topic, JSON) acks to publish. May raise StoreError."""
-        raise NotImplementedError
-
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
     ) -> None:
         if not reason.is_failure:
-            client.subscribe(self.topic_prefix + "+", qos=QOS)
+            client.subscribe([(h.topic_prefix + "+", QOS) for h in self.handlers])
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        for handler, inbox in zip(self.handlers, self._inboxes, strict=True):
+            if message.topic.startswith(handler.topic_prefix):
+                inbox.put(message)
+                self._arrived.set()
+                return
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            try:
-                first = self._inbox.get(timeout=0.1)
-            except queue.Empty:
+            self._arrived.clear()  # before looking: a message after the look sets it again
+            waiting = next(
+                ((h, q) for h, q in zip(self.handlers, self._inboxes, strict=True) if q.qsize()),
+                None,
+            )
+            if waiting is None:
+                self._arrived.wait(0.1)
                 continue
-            messages = [first]
-            while len(messages) < self.batch_size and not self._inbox.empty():
-                messages.append(self._inbox.get_nowait())
-            self._handle_until_stored(messages)
+            handler, inbox = waiting
+            messages: list[mqtt.MQTTMessage] = []
+            while len(messages) < self.batch_size and not inbox.empty():
+                messages.append(inbox.get_nowait())
+            self._handle_until_stored(handler, messages)
 
-    def _handle_until_stored(self, messages: list[mqtt.MQTTMessage]) -> None:
+    def _handle_until_stored(self, handler: TopicHandler, messages: list[mqtt.MQTTMessage]) -> None:
         while True:
             try:
-                acks = self.handle(messages)
+                acks = handler.handle(messages)
                 break
             except StoreError as exc:
                 if self._stopping.is_set():
@@ -136,19 +160,12 @@ class MqttBatchBridge:
             self.client.ack(message.mid, message.qos)
 
 
-class MqttGatewayBridge(MqttBatchBridge):
-    """Feeds MQTT readings to a :class:`Gateway` in batches and publishes acks after commit."""
+class ReadingHandler:
+    """Signed readings (``gridledger/readings/<meter>``) to a :class:`Gateway`."""
 
     topic_prefix = READINGS_TOPIC
 
-    def __init__(
-        self,
-        gateway: Gateway,
-        broker_url: str,
-        client_id: str = "gridledger-gateway",
-        batch_size: int = 500,
-    ) -> None:
-        super().__init__(broker_url, client_id, batch_size)
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
     def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:
@@ -164,6 +181,13 @@ class MqttGatewayBridge(MqttBatchBridge):
         self.gateway.observe_rejected(malformed)
         outcomes = self.gateway.ingest(parsed)
         return [(ACKS_TOPIC + o.meter, o.to_json()) for o in outcomes]
+
+
+def gateway_bridge(
+    gateway: Gateway, broker_url: str, client_id: str = "gridledger-gateway"
+) -> MqttBatchBridge:
+    """A bridge for readings only (a gateway without a market)."""
+    return MqttBatchBridge(broker_url, [ReadingHandler(gateway)], client_id)
 
 
 def _parse(message: mqtt.MQTTMessage) -> SignedReading | None:
@@ -249,12 +273,14 @@ def publish_and_collect(
         if not connected.wait(10):
             raise ConfigError(f"mqtt_url: no MQTT broker answers at {broker_url}")
         time.sleep(0.2)  # the subscription is in place before the first message goes out
-        began = time.monotonic()
+        began, sent = time.monotonic(), []
         for k, (topic, body) in enumerate(messages):
             if spread_s > 0 and k % SPREAD_CHUNK == 0:
                 time.sleep(max(began + spread_s * k / len(messages) - time.monotonic(), 0.0))
-            client.publish(topic, json.dumps(body), qos=QOS)
+            sent.append(client.publish(topic, json.dumps(body), qos=QOS))
         deadline = time.monotonic() + timeout_s
+        for info in sent:  # the broker has each one before this client goes
+            info.wait_for_publish(max(deadline - time.monotonic(), 1.0))
         while time.monotonic() < deadline:
             with lock:
                 if len(acks) == len(expected):

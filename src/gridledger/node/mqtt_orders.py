@@ -1,7 +1,7 @@
 """Signed orders over MQTT: households publish on ``gridledger/orders/<participant>``.
 
 An order authenticates itself (its participant's EIP-712 signature), so it needs no sign-in:
-the bridge hands each batch of messages to :meth:`LiveMarket.submit_orders` (one store read,
+the node's bridge hands each batch of messages to :meth:`LiveMarket.submit_orders` (one store read,
 one pass under the book lock, one commit) and publishes, after the commit, the ack
 ``{"participant", "nonce", "interval_start_s", "status", "code", "reason", "order_id"}`` on
 ``gridledger/order-acks/<participant>``. The broker carries the connections of thousands of
@@ -18,7 +18,6 @@ import paho.mqtt.client as mqtt
 
 from gridledger.errors import GridledgerError, OrderRejected, ValidationError
 from gridledger.market import SignedOrder, signed_order_from_json
-from gridledger.metering.mqtt import MqttBatchBridge
 from gridledger.node.market import LiveMarket, OrderReceipt
 
 log = logging.getLogger(__name__)
@@ -27,19 +26,13 @@ ORDERS_TOPIC = "gridledger/orders/"
 ORDER_ACKS_TOPIC = "gridledger/order-acks/"
 
 
-class MqttOrderBridge(MqttBatchBridge):
-    """Feeds MQTT orders to the live market in batches; acks each after its commit."""
+class OrderHandler:
+    """Signed orders (``gridledger/orders/<participant>``) to the live market, for an
+    :class:`~gridledger.metering.mqtt.MqttBatchBridge`; each acked after its commit."""
 
     topic_prefix = ORDERS_TOPIC
 
-    def __init__(
-        self,
-        market: LiveMarket,
-        broker_url: str,
-        client_id: str = "gridledger-orders",
-        batch_size: int = 500,
-    ) -> None:
-        super().__init__(broker_url, client_id, batch_size)
+    def __init__(self, market: LiveMarket) -> None:
         self.market = market
 
     def handle(self, messages: list[mqtt.MQTTMessage]) -> list[tuple[str, dict[str, Any]]]:

@@ -3,7 +3,7 @@
 Start-up: open the store; attach to the deployment saved in it (or deploy on the first start
 and save it there and in ``<state_dir>/deployment.json``); resume the market clock and the
 scheduler where the database says the last run stopped; serve the API and dashboard; start the
-MQTT bridges (readings and orders) when ``mqtt_url`` is set. SIGTERM or Ctrl-C stops the HTTP
+MQTT bridge (readings, then orders) when ``mqtt_url`` is set. SIGTERM or Ctrl-C stops the HTTP
 server, lets the step in progress finish, and closes everything; a SIGKILL loses nothing either
 (see scheduler.py).
 """
@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,12 +24,12 @@ from gridledger.config import Settings, ensure_sqlite_dir, load_settings
 from gridledger.eip712 import address_of, key_from_seed
 from gridledger.errors import ConfigError, NotFoundError
 from gridledger.ledger import Deployment, Ledger
-from gridledger.metering.mqtt import MqttBatchBridge, MqttGatewayBridge
+from gridledger.metering.mqtt import MqttBatchBridge, ReadingHandler, TopicHandler
 from gridledger.node.clock import MarketClock, interval_start_s
 from gridledger.node.interval import SUPPLIER_SEED, enrol_supplier, save_deployment
 from gridledger.node.market import LiveMarket
 from gridledger.node.meta import NodeMeta
-from gridledger.node.mqtt_orders import MqttOrderBridge
+from gridledger.node.mqtt_orders import OrderHandler
 from gridledger.node.scheduler import Scheduler
 from gridledger.node.security import NodeSecurity
 from gridledger.store import Participant, Store
@@ -134,7 +134,7 @@ class Node:
     ledger: Ledger
     market: LiveMarket
     scheduler: Scheduler
-    bridges: list[MqttBatchBridge] = field(default_factory=list)  # readings, orders
+    bridge: MqttBatchBridge | None = None  # readings, then orders
     security: NodeSecurity | None = None
     vtn: Any = None  # the OpenADR VTN (gridledger.openadr) when openadr_port is set
 
@@ -172,11 +172,11 @@ class Node:
         self.security = NodeSecurity.start(self)  # first: it watches the gateway and the API
         self.scheduler.start()
         if self.settings.mqtt_url:
-            url = self.settings.mqtt_url
-            self.bridges = [
-                MqttGatewayBridge(self.market.gateway, url).start(),
-                MqttOrderBridge(self.market, url).start(),
+            handlers: list[TopicHandler] = [
+                ReadingHandler(self.market.gateway),
+                OrderHandler(self.market),
             ]
+            self.bridge = MqttBatchBridge(self.settings.mqtt_url, handlers).start()
         from gridledger.openadr.process import start_node_vtn
 
         self.vtn = start_node_vtn(self.settings, self.store)
@@ -189,8 +189,8 @@ class Node:
         self.market.hub.closed.set()
         if self.vtn is not None:
             self.vtn.stop()
-        for bridge in self.bridges:
-            bridge.stop()
+        if self.bridge is not None:
+            self.bridge.stop()
         self.scheduler.stop()
         self.market.gateway.close()
         if self.security is not None:
