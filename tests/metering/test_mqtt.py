@@ -89,6 +89,8 @@ def test_broker_restart_loses_and_duplicates_nothing(
 class _Recording:
     """A topic handler that records its batches (and may take its time over each)."""
 
+    batch_size = 10
+
     def __init__(self, prefix: str, log: list[tuple[str, int]], pause_s: float) -> None:
         self.topic_prefix, self.log, self.pause_s = prefix, log, pause_s
 
@@ -103,7 +105,7 @@ def test_the_first_topic_waiting_always_goes_first(mosquitto_server: Service) ->
     handled before the next batch of the second handler's."""
     log: list[tuple[str, int]] = []
     first, second = _Recording("t/first/", log, 0.0), _Recording("t/second/", log, 0.3)
-    bridge = MqttBatchBridge(mosquitto_server.url, [first, second], "priority-test", 10).start()
+    bridge = MqttBatchBridge(mosquitto_server.url, [first, second], "priority-test").start()
     try:
         time.sleep(0.5)  # subscribed
         seconds = [(f"t/second/{i}", {"i": i}) for i in range(60)]

@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gridledger.metering.mqtt import BROKER_LIMITS
 from tests.support.services import REPO, Service, free_port, require_binary
 
 ANVIL_CANDIDATES = [
@@ -39,6 +40,7 @@ def start_mosquitto(workdir: Path) -> Service:
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
         f"persistence_location {workdir / 'mosquitto-data'}/\nautosave_interval 1\n"
+        + BROKER_LIMITS  # as the node's brokers are configured (docs/api.md)
     )
     log = workdir / "mosquitto.log"
     service = Service(

@@ -23,16 +23,20 @@ withdrawal request can always cross. The reservations within the interval are ex
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
 
 from gridledger.config import Settings
+from gridledger.errors import GridledgerError
 from gridledger.ledger import AccountView, Ledger, Role
 from gridledger.market import ParticipantStatus, SignedOrder, escrow_required_micro, verify_order
 from gridledger.node.interval import MarketOperator, order_row
 from gridledger.node.netting import NettingState
 from gridledger.store import OrderRow, Store
+
+log = logging.getLogger(__name__)
 
 WATCH_S = 0.25  # at most this long (wall seconds) between two looks at the chain's new events
 WATCH_MAX_S = 2.0  # ... or this long while the chain client is busy (a settlement)
@@ -105,6 +109,16 @@ class AccountCache:
         view, applied_micro = self.views[address]
         unclaimed = self.netting.book.cumulative_micro(address) - applied_micro
         return view, view.escrow_micro + unclaimed - view.pending_withdrawal_micro
+
+    def warm(self) -> None:
+        """Read every enrolled participant's view now (a node's start), not with the first
+        orders of a busy interval."""
+        try:
+            first = next(iter(self.store.participants()), None)
+            if first is not None:
+                self.spendable(first.address)
+        except GridledgerError as exc:  # the first order reads them instead
+            log.warning("intake: accounts not read at start: %s", exc)
 
     def _fetch(self, address: str) -> None:
         with self._fetching:  # many sign-ins at once: one of them reads everyone

@@ -31,6 +31,7 @@ class OrderHandler:
     :class:`~gridledger.metering.mqtt.MqttBatchBridge`; each acked after its commit."""
 
     topic_prefix = ORDERS_TOPIC
+    batch_size = 250  # small: a batch holds the book lock, and readings wait for its end
 
     def __init__(self, market: LiveMarket) -> None:
         self.market = market

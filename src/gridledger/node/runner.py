@@ -183,6 +183,8 @@ class Node:
         threading.Thread(
             target=_warm_grid_map, args=(self.settings.grid_code,), name="grid-map", daemon=True
         ).start()
+        accounts = self.market.intake.accounts
+        threading.Thread(target=accounts.warm, name="warm-accounts", daemon=True).start()
         return self
 
     def stop(self) -> None:
