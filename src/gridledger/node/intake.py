@@ -114,9 +114,15 @@ class AccountCache:
         """Read every enrolled participant's view now (a node's start), not with the first
         orders of a busy interval."""
         try:
+            with self.chain_lock:
+                head = self.ledger.block_number
             first = next(iter(self.store.participants()), None)
             if first is not None:
-                self.spendable(first.address)
+                self.spendable(first.address)  # reads every participant
+            with self._watching:
+                # The views are newer than every event up to ``head`` (the enrolment's): the
+                # next look decodes only later events, and forgets nobody it need not.
+                self.watched_block = max(self.watched_block, head)
         except GridledgerError as exc:  # the first order reads them instead
             log.warning("intake: accounts not read at start: %s", exc)
 
