@@ -70,7 +70,9 @@ def test_bench_over_mqtt_orders_and_readings_is_exact(tmp_path: Path) -> None:
     assert orders["unanswered"] == 0 and orders["accepted"] + orders["duplicate"] == 400, orders
 
 
-def test_bench_fails_at_once_when_the_node_dies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("speed", [60, 1])
+def test_bench_fails_at_once_when_the_node_dies(tmp_path: Path, speed: int) -> None:
+    """At speed 1 too the node outlives the bench's start signal (SIGUSR1 once ended it)."""
     import threading
     import time
 
@@ -79,7 +81,7 @@ def test_bench_fails_at_once_when_the_node_dies(tmp_path: Path) -> None:
     from gridledger.errors import GridledgerError
 
     workdir = tmp_path / "bench"
-    config = BenchConfig(households=50, intervals=6, speed=60, workdir=workdir)
+    config = BenchConfig(households=50, intervals=6, speed=speed, workdir=workdir)
     outcome: list[BaseException | dict[str, Any]] = []
 
     def run() -> None:
@@ -99,6 +101,8 @@ def test_bench_fails_at_once_when_the_node_dies(tmp_path: Path) -> None:
         for p in psutil.Process().children(recursive=True)
         if "gridledger.node.bench" in " ".join(p.cmdline())
     )
+    time.sleep(2)
+    assert node.is_running() and node.status() != psutil.STATUS_ZOMBIE, "the node ended by itself"
     node.kill()
     killed_at = time.monotonic()
     thread.join(60)

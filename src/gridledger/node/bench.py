@@ -313,11 +313,15 @@ def node_main(config_path: Path) -> None:
         length = settings.interval_length_s
         paused.set_market_time(interval_start_s(node.market.next_gate_s - 1, length) + 1)
 
-        def resume(_sig: int, _frame: Any) -> None:
-            wall_s, market_s = paused.resume()
-            events.write("resumed", market_s=market_s, resumed_wall_s=wall_s)
+    def resume(_sig: int, _frame: Any) -> None:
+        # Real time (speed 1) never stood still: the signal only marks the timed part's start.
+        # The handler is installed at every speed, since SIGUSR1's default action ends the
+        # process (what ended every speed-1 run before).
+        now = time.time()
+        wall_s, market_s = paused.resume() if paused is not None else (now, node.market.clock.now())
+        events.write("resumed", market_s=market_s, resumed_wall_s=wall_s)
 
-        signal.signal(signal.SIGUSR1, resume)
+    signal.signal(signal.SIGUSR1, resume)
     threading.Timer(0.5, lambda: say("ready", round(enrol_s, 3))).start()
     run_node(settings, node)
     final = {"settle_events": _settle_events(node), "enrol_s": enrol_s}
