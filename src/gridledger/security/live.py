@@ -254,7 +254,7 @@ class DetectorProcess:
     def __init__(self, config: DetectorConfig) -> None:
         from gridledger.eip712 import address_of
         from gridledger.ledger import Deployment, Ledger
-        from gridledger.verifier.process import OperatorClient
+        from gridledger.verifier.client import OperatorClient
 
         self.config = config
         self.address = address_of(config.key)
